@@ -1,0 +1,367 @@
+"""Typed configuration: nested dataclasses, named presets, TOML files and dotted overrides.
+
+Every field has a default and a one-line comment. A value from a preset, a TOML file or the
+command line (``train.lr_d=1e-4``, or the bare leaf ``lr_d=1e-4`` when it is unambiguous) is
+parsed to the field's type and validated; a mistake raises ``ConfigError`` with one line naming
+the key. The resolved config is saved as ``config.json`` beside the run's weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganforge.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "mlp"  # network family: "mlp" (the course's model) or "dcgan"
+    latent_dim: int = 100  # size of z ~ N(0, I)
+    g_hidden: tuple[int, ...] = (128, 256, 512)  # mlp: G's hidden widths
+    d_hidden: tuple[int, ...] = (512, 256)  # mlp: D's hidden widths
+    leak: float = 0.2  # LeakyReLU negative slope
+    g_batchnorm: bool = True  # mlp: BatchNorm1d after each hidden activation of G
+    bn_momentum: float = 0.2  # PyTorch convention; 0.2 is Keras' momentum=0.8 (see nets/mlp.py)
+    width: int = 64  # dcgan: channels of D's first and G's last hidden layer
+    g_out: str = "tanh"  # G's output: "tanh" for images in [-1, 1], "linear" for points
+
+
+@dataclass
+class DataConfig:
+    source: str = "mnist5k"  # "mnist5k" (bundled), "mnist", "fashion-mnist", "cifar10", a folder or .npy/.npz
+    image_size: int = 0  # resize images to this square size (28 -> 32 pads); 0 keeps the data's
+    channels: int = 0  # 1 grayscale or 3 RGB; 0 keeps the data's
+    download: bool = False  # fetch a named data set from its usual mirrors if it is missing
+    root: str = ""  # folder of named data sets; "" means $GANFORGE_DATA or ~/.cache/ganforge
+    limit: int = 0  # train on this many samples only; 0 means all
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 2e-4  # Adam learning rate of G
+    lr_d: float = 2e-4  # Adam learning rate of D
+    betas_g: tuple[float, float] = (0.5, 0.999)  # Adam betas of G (beta1 = 0.5: Radford et al.)
+    betas_d: tuple[float, float] = (0.5, 0.999)  # Adam betas of D
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "ns"  # adversarial objective, a name in ganforge.losses.LOSSES
+    steps: int = 10_000  # generator updates
+    batch_size: int = 64  # real samples per D update, fake samples per update
+    d_steps: int = 1  # k: D updates per G update (Goodfellow et al. 2014, Algorithm 1)
+    seed: int = 0  # seeds weights, noise and data order
+    device: str = "cpu"  # "cpu" or "cuda"
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+    log_every: int = 100  # steps between lines of metrics.jsonl
+    sample_every: int = 1000  # steps between sample grids from the fixed z
+    n_samples: int = 64  # samples in each grid
+    ckpt_every: int = 2000  # steps between checkpoints (one is always written at the end)
+    keep_ckpts: int = 2  # checkpoints kept on disk, newest first
+    tensorboard: bool = False  # also write TensorBoard events to the run folder
+
+
+@dataclass
+class Config:
+    preset: str = "mnist-mlp"  # the preset this config started from
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Preset:
+    about: str
+    values: Mapping[str, Any]
+
+
+PRESETS: dict[str, Preset] = {
+    "mnist-mlp": Preset(
+        "the course's MLP GAN on the bundled 5k MNIST images (default; ~3 min on 2 cores)", {}
+    ),
+    "mnist-dcgan": Preset(
+        "DCGAN-style convolutional G and D on the bundled 5k MNIST images, 28 x 28",
+        {
+            "model.arch": "dcgan",
+            "model.width": 32,
+            "model.bn_momentum": 0.1,
+            "data.image_size": 28,
+            "train.steps": 2500,
+            "train.sample_every": 500,
+            "train.ckpt_every": 1000,
+            "train.log_every": 50,
+        },
+    ),
+}
+
+SECTIONS = ("model", "data", "optim", "train")
+
+# Checks of range and choice, one row per field: (predicate, what the value must be).
+_POSITIVE = (lambda v: v > 0, "> 0")
+_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_CHECKS: dict[str, tuple[Any, str]] = {
+    "model.latent_dim": _POSITIVE,
+    "model.g_hidden": (lambda v: all(h > 0 for h in v), "positive widths"),
+    "model.d_hidden": (lambda v: all(h > 0 for h in v), "positive widths"),
+    "model.leak": _NON_NEGATIVE,
+    "model.bn_momentum": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "model.width": _POSITIVE,
+    "model.g_out": (lambda v: v in ("tanh", "linear"), "one of tanh, linear"),
+    "data.image_size": _NON_NEGATIVE,
+    "data.channels": (lambda v: v in (0, 1, 3), "0, 1 or 3"),
+    "data.limit": _NON_NEGATIVE,
+    "optim.lr_g": _POSITIVE,
+    "optim.lr_d": _POSITIVE,
+    "optim.betas_g": (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "optim.betas_d": (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "train.steps": _POSITIVE,
+    "train.batch_size": _POSITIVE,
+    "train.d_steps": _POSITIVE,
+    "train.seed": _NON_NEGATIVE,
+    "train.device": (lambda v: v in ("cpu", "cuda") or v.startswith("cuda:"), "cpu or cuda"),
+    "train.threads": _NON_NEGATIVE,
+    "train.log_every": _POSITIVE,
+    "train.sample_every": _POSITIVE,
+    "train.n_samples": _POSITIVE,
+    "train.ckpt_every": _POSITIVE,
+    "train.keep_ckpts": _POSITIVE,
+}
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    # Imported late: the tables live beside their implementations.
+    from ganforge.losses import LOSSES
+    from ganforge.nets import ARCHS
+
+    return {"train.loss": tuple(LOSSES), "model.arch": tuple(ARCHS), "preset": tuple(PRESETS)}
+
+
+def fields_of(cfg: Config) -> dict[str, type]:
+    """Every settable dotted key and its type: ``{"train.steps": int, ...}``."""
+    out: dict[str, Any] = {"preset": str}
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        hints = typing.get_type_hints(type(section))
+        for f in dataclasses.fields(section):
+            out[f"{name}.{f.name}"] = hints[f.name]
+    return out
+
+
+def resolve_key(key: str, cfg: Config | None = None) -> str:
+    """The full dotted key for ``key``, which may be a bare leaf such as ``lr_d``."""
+    known = fields_of(cfg or Config())
+    if key in known:
+        return key
+    matches = [k for k in known if k.split(".")[-1] == key]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ConfigError(f"ambiguous key '{key}': say one of {', '.join(matches)}")
+    raise ConfigError(f"unknown config key '{key}' (see `ganforge train --help` for the keys)")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def parse_value(key: str, raw: Any, tp: Any) -> Any:
+    """``raw`` (a string from the command line, or a TOML/JSON value) as a value of type ``tp``."""
+    origin = typing.get_origin(tp)
+    try:
+        if origin is tuple:
+            args = typing.get_args(tp)
+            if isinstance(raw, str):
+                text = raw.strip().strip("()[]")
+                items: list[Any] = [s.strip() for s in text.split(",") if s.strip()]
+            elif isinstance(raw, (list, tuple)):
+                items = list(raw)
+            else:
+                raise ValueError
+            item_tp = args[0]
+            if not (len(args) == 2 and args[1] is Ellipsis) and len(items) != len(args):
+                raise ConfigError(
+                    f"{key}: expected {len(args)} comma-separated values, got {len(items)}"
+                )
+            return tuple(parse_value(key, i, item_tp) for i in items)
+        if origin in (typing.Union, types.UnionType):
+            raise ValueError  # no optional fields today; refuse rather than guess
+        if tp is bool:
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.lower() in ("true", "yes", "on", "1", "false", "no",
+                                                        "off", "0"):
+                return raw.lower() in ("true", "yes", "on", "1")
+            raise ValueError
+        if tp is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            if isinstance(raw, int):
+                return raw
+            if isinstance(raw, float) and raw.is_integer():
+                return int(raw)
+            if isinstance(raw, str):
+                try:
+                    return int(raw)
+                except ValueError:
+                    f = float(raw)  # accepts 1e4
+                    if f.is_integer():
+                        return int(f)
+            raise ValueError
+        if tp is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            if isinstance(raw, (int, float)):
+                return float(raw)
+            if isinstance(raw, str):
+                return float(raw)
+            raise ValueError
+        if tp is str:
+            if isinstance(raw, str):
+                return raw
+            raise ValueError
+    except (ValueError, TypeError):
+        pass
+    raise ConfigError(f"{key}: expected {_describe(tp)}, got {raw!r}")
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"comma-separated {_type_name(args[0])} values"
+        return f"{len(args)} comma-separated {_type_name(args[0])} values"
+    return {"bool": "true or false", "int": "an integer", "float": "a number"}.get(
+        _type_name(tp), _type_name(tp)
+    )
+
+
+def set_value(cfg: Config, key: str, raw: Any) -> None:
+    """Set dotted ``key`` (or an unambiguous leaf) of ``cfg`` from ``raw``, parsed and validated."""
+    full = resolve_key(key, cfg)
+    value = parse_value(full, raw, fields_of(cfg)[full])
+    _check(full, value)
+    if full == "preset":
+        cfg.preset = value
+        return
+    section, name = full.split(".")
+    setattr(getattr(cfg, section), name, value)
+
+
+def _check(key: str, value: Any) -> None:
+    choices = _choices().get(key)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(choices)}")
+    check = _CHECKS.get(key)
+    if check is not None and not check[0](value):
+        raise ConfigError(f"{key}: must be {check[1]}, got {value!r}")
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for k, v in table.items():
+        if isinstance(v, Mapping):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def apply(cfg: Config, values: Mapping[str, Any]) -> Config:
+    """Apply a nested or dotted mapping of values (a preset, a TOML table, config.json)."""
+    for key, raw in _flatten(values):
+        set_value(cfg, key, raw)
+    return cfg
+
+
+def preset(name: str) -> Config:
+    """A fresh config of preset ``name``."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    cfg = Config(preset=name)
+    return apply(cfg, PRESETS[name].values)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of a TOML config file; errors name the file and the line."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+
+
+def split_override(text: str) -> tuple[str, str]:
+    """``"train.lr_d=1e-4"`` -> ``("train.lr_d", "1e-4")``."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"expected key=value, got '{text}'")
+    return key.strip(), raw.strip()
+
+
+def build(
+    preset_name: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Iterable[str] = (),
+) -> Config:
+    """Defaults <- preset <- TOML file <- ``key=value`` overrides, each validated."""
+    table = read_toml(config_file) if config_file else {}
+    name = preset_name or table.pop("preset", None) or Config.preset
+    if preset_name:
+        table.pop("preset", None)
+    cfg = preset(str(name))
+    apply(cfg, table)
+    for text in overrides:
+        set_value(cfg, *split_override(text))
+    return cfg
+
+
+def from_json(path: str | Path) -> Config:
+    """The config a run saved, re-validated."""
+    p = Path(path)
+    try:
+        table = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read the run's config: {e}") from None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{p}: expected a JSON object")
+    name = table.pop("preset", Config.preset)
+    cfg = Config(preset=str(name))
+    return apply(cfg, table)
+
+
+def describe_keys() -> str:
+    """Every key with its default and comment, for ``--help``."""
+    import inspect
+
+    lines = []
+    cfg = Config()
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        src = inspect.getsource(type(section))
+        comments = {}
+        for line in src.splitlines():
+            head, _, comment = line.partition("#")
+            if ":" in head and comment:
+                comments[head.split(":")[0].strip()] = comment.strip()
+        for f in dataclasses.fields(section):
+            default = getattr(section, f.name)
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            lines.append(f"  {name}.{f.name}={shown}  {comments.get(f.name, '')}")
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""Generator and discriminator families, built from a ``ModelConfig`` and the data's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.nets.mlp import MLPDiscriminator, MLPGenerator
+
+Builder = Callable[[ModelConfig, tuple[int, ...]], tuple[nn.Module, nn.Module]]
+
+
+def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    g = MLPGenerator(
+        cfg.latent_dim, shape, cfg.g_hidden, cfg.leak, cfg.g_batchnorm, cfg.bn_momentum,
+        out=cfg.g_out,
+    )
+    return g, MLPDiscriminator(shape, cfg.d_hidden, cfg.leak)
+
+
+def _dcgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ConfigError(
+            f"the dcgan model needs square images [C, H, W]; the data has samples of shape "
+            f"{list(shape)} (use model.arch=mlp for points)"
+        )
+    c, h, w = shape
+    return (
+        DCGANGenerator(cfg.latent_dim, (c, h, w), cfg.width, cfg.bn_momentum),
+        DCGANDiscriminator((c, h, w), cfg.width, cfg.leak),
+    )
+
+
+# One table of architectures: config validation, --help and the tests read it.
+ARCHS: dict[str, Builder] = {"mlp": _mlp, "dcgan": _dcgan}
+
+
+def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for samples of ``shape``; G has a ``latent_dim`` attribute."""
+    return ARCHS[cfg.arch](cfg, shape)

@@ -1,0 +1,56 @@
+"""Using a trained generator: load it from a run folder and draw samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganforge import checkpoint, nets
+from ganforge.errors import GanforgeError
+from ganforge.report.plots import samples_png
+from ganforge.train.run import RunFolder
+
+
+def load_generator(run: str | Path, device: str = "cpu") -> nn.Module:
+    """G of the newest checkpoint of ``run``, in eval mode (BatchNorm uses running statistics)."""
+    folder = RunFolder(Path(run))
+    cfg = folder.read_config()
+    tensors, meta = checkpoint.read(folder.latest_checkpoint())
+    shape = tuple(int(s) for s in meta["data_shape"])
+    g, _ = nets.build(cfg.model, shape)
+    g_state = {k[2:]: v for k, v in tensors.items() if k.startswith("G.")}
+    try:
+        g.load_state_dict(g_state)
+    except RuntimeError as e:
+        raise GanforgeError(f"{run}: the checkpoint does not fit the run's model ({e})") from None
+    return g.to(device).eval()
+
+
+@torch.no_grad()
+def sample(run: str | Path, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+    """``n`` samples of the run's G in data space: images ``[n, C, H, W]`` in [-1, 1] or points
+    ``[n, D]``, from z ~ N(0, I) drawn by a generator seeded with ``seed``."""
+    if n <= 0:
+        raise GanforgeError(f"--n must be a positive number of samples, got {n}")
+    g = load_generator(run, device)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, g.latent_dim, generator=gen).to(device)  # type: ignore[arg-type]
+    return torch.cat([g(z[i : i + 1024]) for i in range(0, n, 1024)]).cpu()
+
+
+def write_samples(x: torch.Tensor, out: Path) -> None:
+    """``.npy`` (float32 data-space array) or ``.png`` (a grid, or a scatter of points)."""
+    suffix = out.suffix.lower()
+    if suffix not in (".npy", ".png"):
+        raise GanforgeError(f"--out must end in .npy or .png, not '{out.suffix or out.name}'")
+    if not out.parent.is_dir():
+        raise GanforgeError(f"folder {out.parent} does not exist")
+    if suffix == ".npy":
+        tmp = out.with_name(f".{out.name}.tmp.npy")
+        np.save(tmp, x.numpy().astype(np.float32))
+        tmp.replace(out)
+    else:
+        samples_png(x, out)

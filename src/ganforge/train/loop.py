@@ -1,0 +1,338 @@
+"""The training loop: schedule, logging, samples, checkpoints, resume. The maths is in step.py."""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ganforge import checkpoint, nets
+from ganforge.config import Config
+from ganforge.data import BatchSampler, Dataset, load_dataset
+from ganforge.errors import ConfigError, GanforgeError
+from ganforge.losses import LOSSES
+from ganforge.report.plots import loss_plot, samples_png
+from ganforge.train.run import RunFolder, default_out
+from ganforge.train.step import GANStep
+
+# Keys a resumed run may change: they do not alter the maths of the steps already taken.
+RESUMABLE_KEYS = frozenset(
+    {"train.steps", "train.log_every", "train.sample_every", "train.ckpt_every",
+     "train.keep_ckpts", "train.tensorboard", "train.threads", "train.device"}
+)
+# Fields of metrics.jsonl that measure the clock, not the maths (excluded from determinism).
+TIMING_KEYS = ("img_per_s", "elapsed_s")
+
+
+@dataclass
+class Result:
+    run: Path
+    step: int
+    interrupted: bool
+    last: dict[str, float]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name}, but CUDA is not available here; use cpu")
+    return torch.device(name)
+
+
+def load_data(cfg: Config) -> Dataset:
+    d = cfg.data
+    return load_dataset(
+        d.source,
+        image_size=d.image_size or None,
+        channels=d.channels or None,
+        download=d.download,
+        root=d.root or None,
+        limit=d.limit or None,
+    )
+
+
+def build_step(cfg: Config, shape: tuple[int, ...], device: torch.device) -> GANStep:
+    """G, D, both Adams and the objective, on ``device``; weights drawn from torch's RNG."""
+    g, d = nets.build(cfg.model, shape)
+    g, d = g.to(device), d.to(device)
+    o = cfg.optim
+    # foreach: one kernel over all parameters per Adam op instead of one per tensor.
+    opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=o.betas_g, foreach=True)
+    opt_d = torch.optim.Adam(d.parameters(), lr=o.lr_d, betas=o.betas_d, foreach=True)
+    return GANStep(g, d, opt_g, opt_d, LOSSES[cfg.train.loss], cfg.model.latent_dim)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def fixed_noise(cfg: Config, device: torch.device) -> torch.Tensor:
+    """The z of every sample grid, from its own generator: the same for the whole run."""
+    gen = torch.Generator().manual_seed(cfg.train.seed)
+    return torch.randn(cfg.train.n_samples, cfg.model.latent_dim, generator=gen).to(device)
+
+
+@torch.no_grad()
+def generate(g: torch.nn.Module, z: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """G(z) in eval mode (BatchNorm uses its running statistics), then G's mode restored."""
+    was_training = g.training
+    g.eval()
+    try:
+        return torch.cat([g(z[i : i + batch]) for i in range(0, len(z), batch)])
+    finally:
+        g.train(was_training)
+
+
+class _StopFlag:
+    """Turns SIGINT into a request to stop at the end of the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:  # a second Ctrl-C: the user means it
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+@contextmanager
+def _sigint_stops(flag: _StopFlag) -> Iterator[None]:
+    try:
+        previous = signal.signal(signal.SIGINT, flag)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Display:
+    """A rich progress bar on a terminal; one plain line per sample interval otherwise."""
+
+    def __init__(self, total: int, start: int, quiet: bool, every: int) -> None:
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.every = every
+        self.live = not quiet and self.console.is_terminal
+        self.progress: Progress | None = None
+        if self.live:
+            self.progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                TextColumn("step {task.completed}/{task.total}"),
+                TextColumn("{task.fields[stats]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
+            self.task = self.progress.add_task("train", total=total, completed=start, stats="")
+            self.progress.start()
+
+    def update(self, step: int, row: dict[str, float] | None) -> None:
+        text = _stats_text(row) if row else None
+        if self.progress is not None:
+            if text:
+                self.progress.update(self.task, completed=step, stats=text)
+            else:
+                self.progress.update(self.task, completed=step)
+        elif text and not self.quiet and step % self.every == 0:
+            self.console.print(f"step {step}: {text}", highlight=False)
+
+    def print(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _stats_text(row: dict[str, float]) -> str:
+    return (
+        f"L_D {row['loss_d']:.3f}  L_G {row['loss_g']:.3f}  "
+        f"D(x) {row['d_real']:.2f}  D(G(z)) {row['d_fake']:.2f}"
+    )
+
+
+def prepare(
+    cfg: Config, out: Path | None, resume: Path | None, overrides: dict[str, Any] | None
+) -> tuple[Config, RunFolder]:
+    """The config and run folder of a new or resumed run, checked before any work is done."""
+    if resume is None:
+        return cfg, RunFolder(out or default_out(cfg.preset))
+    run = RunFolder(resume)
+    saved = run.read_config()
+    for key, value in (overrides or {}).items():
+        if key not in RESUMABLE_KEYS:
+            raise ConfigError(f"{key} cannot change when resuming a run (it changes the maths)")
+        section, name = key.split(".")
+        setattr(getattr(saved, section), name, value)
+    run.latest_checkpoint()  # fails early, with one line, if there is nothing to resume
+    return saved, run
+
+
+def train(
+    cfg: Config,
+    out: Path | None = None,
+    *,
+    resume: Path | None = None,
+    resume_overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> Result:
+    """Train ``cfg`` into a new run folder ``out``, or continue the run at ``resume``."""
+    cfg, run = prepare(cfg, out, resume, resume_overrides)
+    t = cfg.train
+    device = resolve_device(t.device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    data = load_data(cfg)  # before the folder exists: bad data leaves nothing behind
+    if t.batch_size > len(data):
+        raise ConfigError(f"train.batch_size={t.batch_size} exceeds the {len(data)} samples")
+    if data.kind == "points" and cfg.model.g_out == "tanh" and data.x.abs().max() > 1:
+        raise ConfigError("the points lie outside [-1, 1], which tanh cannot reach: "
+                          "set model.g_out=linear")
+    seed_everything(t.seed)
+    gan = build_step(cfg, data.sample_shape, device)
+    sampler = BatchSampler(len(data), t.batch_size, t.seed)
+    modules = {"G": gan.G, "D": gan.D}
+    optimizers = {"opt_g": gan.opt_g, "opt_d": gan.opt_d}
+
+    start = 0
+    if resume is None:
+        run.prepare_new(overwrite)
+        run.write_config(cfg)
+    else:
+        tensors, meta = checkpoint.read(run.latest_checkpoint())
+        if meta.get("model") != cfg.to_dict()["model"]:
+            raise GanforgeError(f"{run.path}: the checkpoint was made by another architecture")
+        checkpoint.restore(tensors, meta, modules=modules, optimizers=optimizers)
+        sampler.load_state_dict(_sub(tensors, "sampler") | meta["sampler"])
+        start = int(meta["step"])
+        run.truncate_metrics(start)
+        run.write_config(cfg)  # records a changed step budget
+
+    z_fixed = fixed_noise(cfg, device)
+    writer = _tensorboard(run) if t.tensorboard else None
+
+    def save_checkpoint(step: int) -> None:
+        run.checkpoints.mkdir(exist_ok=True)
+        checkpoint.save(
+            checkpoint.path_for(run.checkpoints, step),
+            step=step,
+            modules=modules,
+            optimizers=optimizers,
+            extra_tensors={"sampler.generator": sampler.generator.get_state(),
+                           "sampler.perm": sampler.perm},
+            meta={"model": cfg.to_dict()["model"], "data_shape": list(data.sample_shape),
+                  "sampler": {"pos": sampler.pos, "epoch": sampler.epoch}},
+        )
+        checkpoint.prune(run.checkpoints, t.keep_ckpts)
+
+    def save_samples(step: int) -> None:
+        x = generate(gan.G, z_fixed)
+        samples_png(x, run.sample_path(step))
+        if writer is not None and x.ndim == 4:
+            writer.add_images("samples", (x + 1) / 2, step)
+
+    if start == 0:
+        save_samples(0)
+    display = _Display(t.steps, start, quiet, t.sample_every)
+    flag = _StopFlag()
+    step, last = start, {}
+    sums: dict[str, torch.Tensor] = {}
+    clock, t0, count = time.perf_counter(), time.perf_counter(), 0
+    try:
+        with _sigint_stops(flag):
+            for step in range(start + 1, t.steps + 1):
+                log_now = step % t.log_every == 0 or step == t.steps
+                reals = [data.batch(sampler.next()).to(device, non_blocking=True)
+                         for _ in range(t.d_steps)]
+                stats = gan(reals, measure=log_now)
+                for k in ("loss_d", "loss_g", "d_real", "d_fake"):
+                    sums[k] = sums[k] + stats[k] if k in sums else stats[k]
+                count += 1
+                row = None
+                if log_now:
+                    now = time.perf_counter()
+                    row = {"step": step}
+                    row |= {k: v.item() / count for k, v in sums.items()}
+                    row |= {"grad_d": stats["grad_d"].item(), "grad_g": stats["grad_g"].item()}
+                    row["img_per_s"] = count * t.d_steps * t.batch_size / (now - clock)
+                    row["elapsed_s"] = now - t0
+                    _check_finite(row, step)
+                    run.append_metrics(row)
+                    if writer is not None:
+                        for k, v in row.items():
+                            if k != "step":
+                                writer.add_scalar(k, v, step)
+                    last, sums, count, clock = row, {}, 0, now
+                if step % t.sample_every == 0 or step == t.steps:
+                    save_samples(step)
+                if step % t.ckpt_every == 0 or step == t.steps:
+                    save_checkpoint(step)
+                display.update(step, row)
+                if flag.requested:
+                    if step % t.ckpt_every:
+                        save_checkpoint(step)
+                    break
+    finally:
+        display.close()
+        if writer is not None:
+            writer.close()
+    write_loss_plot(run, cfg)
+    if flag.requested and step < t.steps:
+        display.print(f"stopped at step {step}: checkpoint written; continue with "
+                      f"`ganforge train --resume {run.path}`")
+    return Result(run.path, step, flag.requested and step < t.steps, last)
+
+
+def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, Any]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _check_finite(row: dict[str, float], step: int) -> None:
+    bad = [k for k, v in row.items() if not math.isfinite(v)]
+    if bad:
+        raise GanforgeError(
+            f"training diverged at step {step}: {', '.join(bad)} is not finite "
+            "(the last checkpoint is kept; try a lower learning rate)"
+        )
+
+
+def write_loss_plot(run: RunFolder, cfg: Config) -> None:
+    rows = list(run.metrics())
+    if not rows:
+        return
+    steps = [r["step"] for r in rows]
+    series = {"L_D": [r["loss_d"] for r in rows], "L_G": [r["loss_g"] for r in rows]}
+    loss_plot(steps, series, run.path / "loss.png",
+              f"{cfg.preset}: {cfg.train.loss} loss, batch {cfg.train.batch_size}")
+
+
+def _tensorboard(run: RunFolder) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GanforgeError(
+            "--tensorboard needs the tensorboard package: pip install 'ganforge[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(run.path / "tb"))
+
+

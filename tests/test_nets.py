@@ -1,0 +1,89 @@
+import pytest
+import torch
+from torch import nn
+
+from ganforge import nets
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.nets.mlp import MLPDiscriminator, MLPGenerator
+
+
+def _kinds(module: nn.Module) -> list[str]:
+    return [type(m).__name__ for m in module.net]
+
+
+def test_course_generator_is_exactly_the_course_model():
+    g, _ = nets.build(ModelConfig(), (1, 28, 28))
+    assert isinstance(g, MLPGenerator) and g.latent_dim == 100
+    assert _kinds(g) == ["Linear", "LeakyReLU", "BatchNorm1d"] * 3 + ["Linear", "Tanh"]
+    widths = [(m.in_features, m.out_features) for m in g.net if isinstance(m, nn.Linear)]
+    assert widths == [(100, 128), (128, 256), (256, 512), (512, 784)]
+    assert all(m.negative_slope == 0.2 for m in g.net if isinstance(m, nn.LeakyReLU))
+    # 100*128+128 + 2*128 + 128*256+256 + 2*256 + 256*512+512 + 2*512 + 512*784+784
+    assert sum(p.numel() for p in g.parameters()) == 581_520
+
+
+def test_batchnorm_momentum_and_eps_are_not_swapped():
+    """BatchNorm1d(n, 0.8) sets eps = 0.8; ours has eps 1e-5 and PyTorch momentum 0.2
+    (Keras' 0.8): running = 0.8 * running + 0.2 * batch."""
+    g, _ = nets.build(ModelConfig(), (1, 28, 28))
+    bns = [m for m in g.net if isinstance(m, nn.BatchNorm1d)]
+    assert [(m.eps, m.momentum) for m in bns] == [(1e-5, 0.2)] * 3
+    bn = bns[0]
+    bn.train()
+    x = torch.ones(4, bn.num_features) * 10.0  # batch mean 10
+    bn(torch.cat([x, x + 2]))  # batch mean 11
+    assert torch.allclose(bn.running_mean, torch.full_like(bn.running_mean, 0.2 * 11))
+
+
+def test_course_discriminator_is_exactly_the_course_model():
+    _, d = nets.build(ModelConfig(), (1, 28, 28))
+    assert isinstance(d, MLPDiscriminator)
+    assert _kinds(d) == ["Flatten", "Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"]
+    widths = [(m.in_features, m.out_features) for m in d.net if isinstance(m, nn.Linear)]
+    assert widths == [(784, 512), (512, 256), (256, 1)]
+    assert sum(p.numel() for p in d.parameters()) == 784 * 512 + 512 + 512 * 256 + 256 + 257
+
+
+def test_mlp_shapes_and_range():
+    torch.manual_seed(0)
+    g, d = nets.build(ModelConfig(), (1, 28, 28))
+    x = g(torch.randn(5, 100))
+    assert x.shape == (5, 1, 28, 28) and x.abs().max() <= 1.0
+    assert d(x).shape == (5, 1)
+
+
+def test_mlp_points_with_linear_output():
+    cfg = ModelConfig(latent_dim=2, g_hidden=(8,), d_hidden=(8,), g_out="linear")
+    g, d = nets.build(cfg, (2,))
+    assert _kinds(g)[-1] == "Linear"
+    assert g(torch.randn(3, 2)).shape == (3, 2) and d(torch.randn(3, 2)).shape == (3, 1)
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes(size, channels):
+    cfg = ModelConfig(arch="dcgan", width=8, latent_dim=16)
+    g, d = nets.build(cfg, (channels, size, size))
+    x = g(torch.randn(2, 16))
+    assert x.shape == (2, channels, size, size) and x.abs().max() <= 1.0
+    assert d(x).shape == (2, 1)
+
+
+def test_dcgan_layers():
+    g = DCGANGenerator(100, (1, 32, 32), width=16)
+    d = DCGANDiscriminator((1, 32, 32), width=16)
+    assert any(isinstance(m, nn.ConvTranspose2d) for m in g.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in g.modules())
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in d.modules())
+    assert [m.negative_slope for m in d.modules() if isinstance(m, nn.LeakyReLU)] == [0.2] * 3
+    # 4 -> 8 -> 16 -> 32: three ConvTranspose stages after the first projection
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in g.modules()) == 4
+
+
+def test_dcgan_refuses_other_sizes_and_points():
+    with pytest.raises(ConfigError, match="size"):
+        nets.build(ModelConfig(arch="dcgan"), (1, 30, 30))
+    with pytest.raises(ConfigError, match="square images"):
+        nets.build(ModelConfig(arch="dcgan"), (2,))

@@ -1,0 +1,98 @@
+"""The training step against the textbook loop written out by hand."""
+
+import copy
+
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from ganforge.config import Config, ModelConfig
+from ganforge.losses import LOSSES
+from ganforge.train.loop import build_step
+from ganforge.train.step import GANStep, batch_independent, grad_norm
+
+
+def _tiny(**optim) -> tuple[Config, GANStep]:
+    cfg = Config(model=ModelConfig(latent_dim=4, g_hidden=(8, 8), d_hidden=(8,)))
+    for k, v in optim.items():
+        setattr(cfg.optim, k, v)
+    torch.manual_seed(0)
+    return cfg, build_step(cfg, (1, 4, 4), torch.device("cpu"))
+
+
+def test_k_discriminator_updates_per_generator_update():
+    _, gan = _tiny()
+    reals = [torch.rand(6, 1, 4, 4) * 2 - 1 for _ in range(3)]
+    gan(reals)
+    d_steps = {int(s["step"]) for s in gan.opt_d.state.values()}
+    g_steps = {int(s["step"]) for s in gan.opt_g.state.values()}
+    assert d_steps == {3} and g_steps == {1}
+
+
+def test_separate_learning_rates():
+    """Adam's first step moves every parameter with a gradient by lr * g / (|g| + eps) = +-lr."""
+    _, gan = _tiny(lr_g=1e-3, lr_d=1e-2)
+    g0 = [p.detach().clone() for p in gan.G.parameters()]
+    d0 = [p.detach().clone() for p in gan.D.parameters()]
+    gan([torch.rand(6, 1, 4, 4) * 2 - 1])
+    dg = torch.cat([(p - q).abs().flatten() for p, q in zip(gan.G.parameters(), g0)])
+    dd = torch.cat([(p - q).abs().flatten() for p, q in zip(gan.D.parameters(), d0)])
+    assert_close(dg.max(), torch.tensor(1e-3), rtol=1e-4, atol=0)
+    assert_close(dd.max(), torch.tensor(1e-2), rtol=1e-4, atol=0)
+
+
+def _textbook_step(G, D, opt_g, opt_d, real, z, loss):
+    """Algorithm 1 as the course writes it, with two separate D passes."""
+    fake = G(z)
+    opt_d.zero_grad()
+    loss_d = loss.d(D(real), D(fake.detach()))
+    loss_d.backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    loss.g(D(fake)).backward()
+    opt_g.step()
+
+
+def test_step_matches_the_textbook_loop():
+    """Same weights after 5 steps: the joint D pass and the frozen D weights in G's update
+    change no maths (and D's gradients are L_D's alone, not L_G's added)."""
+    for loss_name in ("ns", "minimax"):
+        _, gan = _tiny()
+        gan.loss = LOSSES[loss_name]
+        # float64: Adam divides by |g|, which would magnify float32 rounding in tiny gradients
+        gan.G.double(), gan.D.double()
+        G2, D2 = copy.deepcopy(gan.G), copy.deepcopy(gan.D)
+        opt_g2 = torch.optim.Adam(G2.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        opt_d2 = torch.optim.Adam(D2.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            real = torch.rand(6, 1, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1
+            state = torch.get_rng_state()
+            gan([real])
+            torch.set_rng_state(state)  # the same z for the reference
+            z = torch.randn(6, 4, dtype=torch.float64)
+            _textbook_step(G2, D2, opt_g2, opt_d2, real, z, LOSSES[loss_name])
+        for a, b in zip(list(gan.G.parameters()) + list(gan.D.parameters()),
+                        list(G2.parameters()) + list(D2.parameters())):
+            assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_measurements():
+    _, gan = _tiny()
+    stats = gan([torch.rand(6, 1, 4, 4) * 2 - 1], measure=True)
+    assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g"}
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in stats.values())
+    assert 0 < stats["d_real"] < 1 and 0 < stats["d_fake"] < 1
+
+
+def test_grad_norm_is_the_global_l2_norm():
+    m = nn.Linear(2, 1)
+    m.weight.grad = torch.tensor([[3.0, 0.0]])
+    m.bias.grad = torch.tensor([4.0])
+    assert grad_norm(m).item() == 5.0
+    assert grad_norm(nn.Linear(2, 1)).item() == 0.0  # no gradients yet
+
+
+def test_joint_pass_only_for_batch_independent_d():
+    assert batch_independent(nn.Sequential(nn.Linear(2, 2)))
+    assert not batch_independent(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
