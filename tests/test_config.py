@@ -82,8 +82,10 @@ def test_unknown_preset():
 
 def test_toml_file_sets_preset_and_tables(tmp_path):
     f = tmp_path / "run.toml"
-    f.write_text('preset = "mnist-dcgan"\n[train]\nsteps = 7\nd_steps = 3\n'
-                 '[optim]\nlr_d = 1e-3\nbetas_d = [0.0, 0.9]\n')
+    f.write_text(
+        'preset = "mnist-dcgan"\n[train]\nsteps = 7\nd_steps = 3\n'
+        "[optim]\nlr_d = 1e-3\nbetas_d = [0.0, 0.9]\n"
+    )
     cfg = c.build(config_file=f, overrides=["steps=9"])
     assert cfg.preset == "mnist-dcgan" and cfg.model.arch == "dcgan"
     assert (cfg.train.steps, cfg.train.d_steps) == (9, 3)  # the command line wins
@@ -99,7 +101,7 @@ def test_toml_errors(tmp_path):
         c.build(config_file=bad)
     typo = tmp_path / "typo.toml"
     typo.write_text("[train]\nsteps = 'many'\n")
-    with pytest.raises(ConfigError, match="train.steps: expected an integer"):
+    with pytest.raises(ConfigError, match=r"train\.steps: expected an integer"):
         c.build(config_file=typo)
 
 
@@ -121,8 +123,14 @@ def test_every_field_is_documented():
 @given(st.text(max_size=20))
 def test_parser_never_raises_anything_but_config_error(raw):
     """Whatever the user types as a value, the answer is the value or a ConfigError."""
-    for key in ("train.steps", "optim.lr_d", "optim.betas_g", "model.g_hidden",
-                "model.g_batchnorm", "train.loss"):
+    for key in (
+        "train.steps",
+        "optim.lr_d",
+        "optim.betas_g",
+        "model.g_hidden",
+        "model.g_batchnorm",
+        "train.loss",
+    ):
         try:
             c.build(overrides=[f"{key}={raw}"])
         except ConfigError as e:

@@ -35,8 +35,8 @@ def test_separate_learning_rates():
     g0 = [p.detach().clone() for p in gan.G.parameters()]
     d0 = [p.detach().clone() for p in gan.D.parameters()]
     gan([torch.rand(6, 1, 4, 4) * 2 - 1])
-    dg = torch.cat([(p - q).abs().flatten() for p, q in zip(gan.G.parameters(), g0)])
-    dd = torch.cat([(p - q).abs().flatten() for p, q in zip(gan.D.parameters(), d0)])
+    dg = torch.cat([(p - q).abs().flatten() for p, q in zip(gan.G.parameters(), g0, strict=False)])
+    dd = torch.cat([(p - q).abs().flatten() for p, q in zip(gan.D.parameters(), d0, strict=False)])
     assert_close(dg.max(), torch.tensor(1e-3), rtol=1e-4, atol=0)
     assert_close(dd.max(), torch.tensor(1e-2), rtol=1e-4, atol=0)
 
@@ -72,8 +72,11 @@ def test_step_matches_the_textbook_loop():
             torch.set_rng_state(state)  # the same z for the reference
             z = torch.randn(6, 4, dtype=torch.float64)
             _textbook_step(G2, D2, opt_g2, opt_d2, real, z, LOSSES[loss_name])
-        for a, b in zip(list(gan.G.parameters()) + list(gan.D.parameters()),
-                        list(G2.parameters()) + list(D2.parameters())):
+        for a, b in zip(
+            list(gan.G.parameters()) + list(gan.D.parameters()),
+            list(G2.parameters()) + list(D2.parameters()),
+            strict=False,
+        ):
             assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 

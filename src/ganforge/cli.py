@@ -49,35 +49,65 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser(
-        "train", help="train a GAN into a run folder", formatter_class=raw,
+        "train",
+        help="train a GAN into a run folder",
+        formatter_class=raw,
         description="Train a GAN. With no arguments: the course's MLP GAN on the bundled 5,000 "
-        "MNIST images.", epilog=_train_epilog(),
+        "MNIST images.",
+        epilog=_train_epilog(),
     )
-    t.add_argument("--preset", choices=list(cfglib.PRESETS), metavar="NAME",
-                   help="named starting config (default: mnist-mlp; listed below)")
-    t.add_argument("--config", type=Path, metavar="FILE",
-                   help="TOML file with [model] [data] [optim] [train] tables (and preset=...)")
-    t.add_argument("--data", metavar="PATH",
-                   help="data source: mnist5k, mnist, fashion-mnist, cifar10, a folder of images "
-                   "or IDX files, or a .npy/.npz array (sets data.source)")
-    t.add_argument("--download", action="store_true",
-                   help="fetch a named data set (mnist, fashion-mnist, cifar10) if missing")
-    t.add_argument("--out", type=Path, metavar="DIR",
-                   help="run folder (default: runs/<preset>-<timestamp>)")
-    t.add_argument("--overwrite", action="store_true",
-                   help="replace the run in an existing --out folder")
+    t.add_argument(
+        "--preset",
+        choices=list(cfglib.PRESETS),
+        metavar="NAME",
+        help="named starting config (default: mnist-mlp; listed below)",
+    )
+    t.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML file with [model] [data] [optim] [train] tables (and preset=...)",
+    )
+    t.add_argument(
+        "--data",
+        metavar="PATH",
+        help="data source: mnist5k, mnist, fashion-mnist, cifar10, a folder of images "
+        "or IDX files, or a .npy/.npz array (sets data.source)",
+    )
+    t.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a named data set (mnist, fashion-mnist, cifar10) if missing",
+    )
+    t.add_argument(
+        "--out", type=Path, metavar="DIR", help="run folder (default: runs/<preset>-<timestamp>)"
+    )
+    t.add_argument(
+        "--overwrite", action="store_true", help="replace the run in an existing --out folder"
+    )
     t.add_argument("--steps", type=int, metavar="N", help="generator updates (train.steps)")
     t.add_argument("--seed", type=int, metavar="S", help="random seed (train.seed)")
-    t.add_argument("--resume", type=Path, metavar="DIR",
-                   help="continue the run in DIR from its newest checkpoint")
-    t.add_argument("--tensorboard", action="store_true",
-                   help="also write TensorBoard events to DIR/tb")
+    t.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the run in DIR from its newest checkpoint",
+    )
+    t.add_argument(
+        "--tensorboard", action="store_true", help="also write TensorBoard events to DIR/tb"
+    )
     t.add_argument("--quiet", action="store_true", help="print nothing while training")
-    t.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides, e.g. train.lr_d=1e-4 or d_steps=2")
+    t.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. train.lr_d=1e-4 or d_steps=2",
+    )
 
     s = sub.add_parser(
-        "sample", help="draw samples from a trained generator", formatter_class=raw,
+        "sample",
+        help="draw samples from a trained generator",
+        formatter_class=raw,
         description="Write N samples of a run's generator: .npy (data space: images "
         "[N, C, H, W] in [-1, 1], points [N, D]) or .png (a grid).",
     )
@@ -112,12 +142,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ganforge.train.loop import train  # torch is imported only by commands that need it
 
     if args.resume is not None:
-        result = train(cfglib.Config(), resume=args.resume,
-                       resume_overrides=_resume_overrides(args), quiet=args.quiet)
+        result = train(
+            cfglib.Config(),
+            resume=args.resume,
+            resume_overrides=_resume_overrides(args),
+            quiet=args.quiet,
+        )
     else:
         overrides = list(args.overrides)
-        for flag, key in (("data", "data.source"), ("steps", "train.steps"),
-                          ("seed", "train.seed")):
+        for flag, key in (
+            ("data", "data.source"),
+            ("steps", "train.steps"),
+            ("seed", "train.seed"),
+        ):
             if getattr(args, flag) is not None:
                 overrides.append(f"{key}={getattr(args, flag)}")
         if args.download:
@@ -128,8 +165,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(cfg, args.out, overwrite=args.overwrite, quiet=args.quiet)
     if not args.quiet:
         last = result.last
-        summary = (f"L_D {last['loss_d']:.3f}, L_G {last['loss_g']:.3f}, "
-                   f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}") if last else ""
+        summary = (
+            (
+                f"L_D {last['loss_d']:.3f}, L_G {last['loss_g']:.3f}, "
+                f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}"
+            )
+            if last
+            else ""
+        )
         print(f"run folder: {result.run}  (step {result.step}{'; ' + summary if summary else ''})")
         samples = sorted((result.run / "samples").glob("step-*.png"))
         if samples:

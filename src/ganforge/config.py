@@ -41,7 +41,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "mnist5k"  # "mnist5k" (bundled), "mnist", "fashion-mnist", "cifar10", a folder or .npy/.npz
+    source: str = "mnist5k"  # mnist5k (bundled), mnist, fashion-mnist, cifar10, folder, .npy/.npz
     image_size: int = 0  # resize images to this square size (28 -> 32 pads); 0 keeps the data's
     channels: int = 0  # 1 grayscale or 3 RGB; 0 keeps the data's
     download: bool = False  # fetch a named data set from its usual mirrors if it is missing
@@ -205,8 +205,16 @@ def parse_value(key: str, raw: Any, tp: Any) -> Any:
         if tp is bool:
             if isinstance(raw, bool):
                 return raw
-            if isinstance(raw, str) and raw.lower() in ("true", "yes", "on", "1", "false", "no",
-                                                        "off", "0"):
+            if isinstance(raw, str) and raw.lower() in (
+                "true",
+                "yes",
+                "on",
+                "1",
+                "false",
+                "no",
+                "off",
+                "0",
+            ):
                 return raw.lower() in ("true", "yes", "on", "1")
             raise ValueError
         if tp is int:

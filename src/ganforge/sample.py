@@ -37,7 +37,8 @@ def sample(run: str | Path, n: int, seed: int = 0, device: str = "cpu") -> torch
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
     g = load_generator(run, device)
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, g.latent_dim, generator=gen).to(device)  # type: ignore[arg-type]
+    latent = int(g.latent_dim)  # type: ignore[arg-type]
+    z = torch.randn(n, latent, generator=gen).to(device)
     return torch.cat([g(z[i : i + 1024]) for i in range(0, n, 1024)]).cpu()
 
 

@@ -25,8 +25,10 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if self.x.ndim not in (2, 4):
-            raise DataError(f"{self.name}: expected [N, C, H, W] images or [N, D] points, "
-                            f"got shape {list(self.x.shape)}")
+            raise DataError(
+                f"{self.name}: expected [N, C, H, W] images or [N, D] points, "
+                f"got shape {list(self.x.shape)}"
+            )
         if len(self.x) == 0:
             raise DataError(f"{self.name}: the data set is empty")
         if self.x.dtype != torch.uint8 and not self.x.is_floating_point():
@@ -65,6 +67,9 @@ class BatchSampler:
     """
 
     def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if batch_size < 1:
+            # 0 would hand out empty batches forever; a negative size slices perm backwards.
+            raise DataError(f"batch size must be at least 1, got {batch_size}")
         if batch_size > n:
             raise DataError(f"batch size {batch_size} is larger than the data set ({n} samples)")
         self.n = n
@@ -93,6 +98,12 @@ class BatchSampler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["perm"]) != self.n:
+            # Resuming on a data set of another size would index past its end or skip samples.
+            raise DataError(
+                f"the saved batch order covers {len(state['perm'])} samples, "
+                f"but the data set has {self.n}"
+            )
         self.generator.set_state(state["generator"])
         self.perm = state["perm"].clone()
         self.pos = int(state["pos"])

@@ -16,7 +16,12 @@ Builder = Callable[[ModelConfig, tuple[int, ...]], tuple[nn.Module, nn.Module]]
 
 def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     g = MLPGenerator(
-        cfg.latent_dim, shape, cfg.g_hidden, cfg.leak, cfg.g_batchnorm, cfg.bn_momentum,
+        cfg.latent_dim,
+        shape,
+        cfg.g_hidden,
+        cfg.leak,
+        cfg.g_batchnorm,
+        cfg.bn_momentum,
         out=cfg.g_out,
     )
     return g, MLPDiscriminator(shape, cfg.d_hidden, cfg.leak)

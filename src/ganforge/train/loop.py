@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import signal
-
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +30,16 @@ from ganforge.train.step import GANStep
 
 # Keys a resumed run may change: they do not alter the maths of the steps already taken.
 RESUMABLE_KEYS = frozenset(
-    {"train.steps", "train.log_every", "train.sample_every", "train.ckpt_every",
-     "train.keep_ckpts", "train.tensorboard", "train.threads", "train.device"}
+    {
+        "train.steps",
+        "train.log_every",
+        "train.sample_every",
+        "train.ckpt_every",
+        "train.keep_ckpts",
+        "train.tensorboard",
+        "train.threads",
+        "train.device",
+    }
 )
 # Fields of metrics.jsonl that measure the clock, not the maths (excluded from determinism).
 TIMING_KEYS = ("img_per_s", "elapsed_s")
@@ -186,6 +194,148 @@ def prepare(
     return saved, run
 
 
+class Trainer:
+    """One run: data, G and D, their optimisers, the sampler and the run folder."""
+
+    def __init__(self, cfg: Config, run: RunFolder, quiet: bool = False) -> None:
+        t = cfg.train
+        self.cfg, self.run, self.quiet = cfg, run, quiet
+        self.device = resolve_device(t.device)
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.data = load_data(cfg)  # before the folder exists: bad data leaves nothing behind
+        if t.batch_size > len(self.data):
+            raise ConfigError(
+                f"train.batch_size={t.batch_size} exceeds the {len(self.data)} samples"
+            )
+        if self.data.kind == "points" and cfg.model.g_out == "tanh" and self.data.x.abs().max() > 1:
+            raise ConfigError(
+                "the points lie outside [-1, 1], which tanh cannot reach: set model.g_out=linear"
+            )
+        seed_everything(t.seed)
+        self.gan = build_step(cfg, self.data.sample_shape, self.device)
+        self.sampler = BatchSampler(len(self.data), t.batch_size, t.seed)
+        self.modules = {"G": self.gan.G, "D": self.gan.D}
+        self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
+        self.z_fixed = fixed_noise(cfg, self.device)
+        self.step = 0
+        self.writer: Any = None
+
+    def restore(self) -> None:
+        """Continue from the run's newest checkpoint: weights, optimisers, RNGs, data order."""
+        tensors, meta = checkpoint.read(self.run.latest_checkpoint())
+        if meta.get("model") != _jsonable(self.cfg.to_dict()["model"]):
+            raise GanforgeError(f"{self.run.path}: the checkpoint was made by another architecture")
+        checkpoint.restore(tensors, meta, modules=self.modules, optimizers=self.optimizers)
+        self.sampler.load_state_dict(_sub(tensors, "sampler") | meta["sampler"])
+        self.step = int(meta["step"])
+        self.run.truncate_metrics(self.step)
+
+    def save_checkpoint(self) -> None:
+        run, s = self.run, self.sampler
+        run.checkpoints.mkdir(exist_ok=True)
+        checkpoint.save(
+            checkpoint.path_for(run.checkpoints, self.step),
+            step=self.step,
+            modules=self.modules,
+            optimizers=self.optimizers,
+            extra_tensors={"sampler.generator": s.generator.get_state(), "sampler.perm": s.perm},
+            meta={
+                "model": self.cfg.to_dict()["model"],
+                "data_shape": list(self.data.sample_shape),
+                "sampler": {"pos": s.pos, "epoch": s.epoch},
+            },
+        )
+        checkpoint.prune(run.checkpoints, self.cfg.train.keep_ckpts)
+
+    def save_samples(self) -> None:
+        x = generate(self.gan.G, self.z_fixed)
+        samples_png(x, self.run.sample_path(self.step))
+        if self.writer is not None and x.ndim == 4:
+            self.writer.add_images("samples", (x + 1) / 2, self.step)
+
+    def log(self, row: dict[str, float]) -> None:
+        self.run.append_metrics(row)
+        if self.writer is not None:
+            for k, v in row.items():
+                if k != "step":
+                    self.writer.add_scalar(k, v, self.step)
+
+    def fit(self) -> Result:
+        """Train to ``train.steps``; Ctrl-C stops after the current step with a checkpoint."""
+        t = self.cfg.train
+        if t.tensorboard:
+            self.writer = _tensorboard(self.run)
+        if self.step == 0:
+            self.save_samples()
+        display = _Display(t.steps, self.step, self.quiet, t.sample_every)
+        flag = _StopFlag()
+        meter = _Meter(t.batch_size * t.d_steps)
+        last: dict[str, float] = {}
+        try:
+            with _sigint_stops(flag):
+                while self.step < t.steps and not flag.requested:
+                    self.step += 1
+                    step = self.step
+                    log_now = step % t.log_every == 0 or step == t.steps
+                    reals = [
+                        self.data.batch(self.sampler.next()).to(self.device, non_blocking=True)
+                        for _ in range(t.d_steps)
+                    ]
+                    stats = self.gan(reals, measure=log_now)
+                    meter.add(stats)
+                    row = None
+                    if log_now:
+                        row = last = meter.row(step, stats)
+                        self.log(row)
+                    if step % t.sample_every == 0 or step == t.steps:
+                        self.save_samples()
+                    if step % t.ckpt_every == 0 or step == t.steps or flag.requested:
+                        self.save_checkpoint()
+                    display.update(step, row)
+        finally:
+            display.close()
+            if self.writer is not None:
+                self.writer.close()
+        write_loss_plot(self.run, self.cfg)
+        stopped = self.step < t.steps
+        if stopped:
+            display.print(
+                f"stopped at step {self.step}: checkpoint written; continue with "
+                f"`ganforge train --resume {self.run.path}`"
+            )
+        return Result(self.run.path, self.step, stopped, last)
+
+
+class _Meter:
+    """Sums the step's scalars between log lines without reading them (no host sync)."""
+
+    MEANS = ("loss_d", "loss_g", "d_real", "d_fake")
+
+    def __init__(self, samples_per_step: int) -> None:
+        self.samples_per_step = samples_per_step
+        self.t0 = self.clock = time.perf_counter()
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        for k in self.MEANS:
+            self.sums[k] = self.sums[k] + stats[k] if k in self.sums else stats[k]
+        self.count += 1
+
+    def row(self, step: int, stats: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The metrics.jsonl line: interval means, this step's gradient norms, throughput."""
+        now = time.perf_counter()
+        row: dict[str, float] = {"step": step}
+        row |= {k: v.item() / self.count for k, v in self.sums.items()}
+        row |= {"grad_d": stats["grad_d"].item(), "grad_g": stats["grad_g"].item()}
+        row["img_per_s"] = self.count * self.samples_per_step / (now - self.clock)
+        row["elapsed_s"] = now - self.t0
+        _check_finite(row, step)
+        self.sums, self.count, self.clock = {}, 0, now
+        return row
+
+
 def train(
     cfg: Config,
     out: Path | None = None,
@@ -197,109 +347,18 @@ def train(
 ) -> Result:
     """Train ``cfg`` into a new run folder ``out``, or continue the run at ``resume``."""
     cfg, run = prepare(cfg, out, resume, resume_overrides)
-    t = cfg.train
-    device = resolve_device(t.device)
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    data = load_data(cfg)  # before the folder exists: bad data leaves nothing behind
-    if t.batch_size > len(data):
-        raise ConfigError(f"train.batch_size={t.batch_size} exceeds the {len(data)} samples")
-    if data.kind == "points" and cfg.model.g_out == "tanh" and data.x.abs().max() > 1:
-        raise ConfigError("the points lie outside [-1, 1], which tanh cannot reach: "
-                          "set model.g_out=linear")
-    seed_everything(t.seed)
-    gan = build_step(cfg, data.sample_shape, device)
-    sampler = BatchSampler(len(data), t.batch_size, t.seed)
-    modules = {"G": gan.G, "D": gan.D}
-    optimizers = {"opt_g": gan.opt_g, "opt_d": gan.opt_d}
-
-    start = 0
+    trainer = Trainer(cfg, run, quiet)
     if resume is None:
         run.prepare_new(overwrite)
-        run.write_config(cfg)
     else:
-        tensors, meta = checkpoint.read(run.latest_checkpoint())
-        if meta.get("model") != cfg.to_dict()["model"]:
-            raise GanforgeError(f"{run.path}: the checkpoint was made by another architecture")
-        checkpoint.restore(tensors, meta, modules=modules, optimizers=optimizers)
-        sampler.load_state_dict(_sub(tensors, "sampler") | meta["sampler"])
-        start = int(meta["step"])
-        run.truncate_metrics(start)
-        run.write_config(cfg)  # records a changed step budget
+        trainer.restore()
+    run.write_config(cfg)  # on resume: records a changed step budget
+    return trainer.fit()
 
-    z_fixed = fixed_noise(cfg, device)
-    writer = _tensorboard(run) if t.tensorboard else None
 
-    def save_checkpoint(step: int) -> None:
-        run.checkpoints.mkdir(exist_ok=True)
-        checkpoint.save(
-            checkpoint.path_for(run.checkpoints, step),
-            step=step,
-            modules=modules,
-            optimizers=optimizers,
-            extra_tensors={"sampler.generator": sampler.generator.get_state(),
-                           "sampler.perm": sampler.perm},
-            meta={"model": cfg.to_dict()["model"], "data_shape": list(data.sample_shape),
-                  "sampler": {"pos": sampler.pos, "epoch": sampler.epoch}},
-        )
-        checkpoint.prune(run.checkpoints, t.keep_ckpts)
-
-    def save_samples(step: int) -> None:
-        x = generate(gan.G, z_fixed)
-        samples_png(x, run.sample_path(step))
-        if writer is not None and x.ndim == 4:
-            writer.add_images("samples", (x + 1) / 2, step)
-
-    if start == 0:
-        save_samples(0)
-    display = _Display(t.steps, start, quiet, t.sample_every)
-    flag = _StopFlag()
-    step, last = start, {}
-    sums: dict[str, torch.Tensor] = {}
-    clock, t0, count = time.perf_counter(), time.perf_counter(), 0
-    try:
-        with _sigint_stops(flag):
-            for step in range(start + 1, t.steps + 1):
-                log_now = step % t.log_every == 0 or step == t.steps
-                reals = [data.batch(sampler.next()).to(device, non_blocking=True)
-                         for _ in range(t.d_steps)]
-                stats = gan(reals, measure=log_now)
-                for k in ("loss_d", "loss_g", "d_real", "d_fake"):
-                    sums[k] = sums[k] + stats[k] if k in sums else stats[k]
-                count += 1
-                row = None
-                if log_now:
-                    now = time.perf_counter()
-                    row = {"step": step}
-                    row |= {k: v.item() / count for k, v in sums.items()}
-                    row |= {"grad_d": stats["grad_d"].item(), "grad_g": stats["grad_g"].item()}
-                    row["img_per_s"] = count * t.d_steps * t.batch_size / (now - clock)
-                    row["elapsed_s"] = now - t0
-                    _check_finite(row, step)
-                    run.append_metrics(row)
-                    if writer is not None:
-                        for k, v in row.items():
-                            if k != "step":
-                                writer.add_scalar(k, v, step)
-                    last, sums, count, clock = row, {}, 0, now
-                if step % t.sample_every == 0 or step == t.steps:
-                    save_samples(step)
-                if step % t.ckpt_every == 0 or step == t.steps:
-                    save_checkpoint(step)
-                display.update(step, row)
-                if flag.requested:
-                    if step % t.ckpt_every:
-                        save_checkpoint(step)
-                    break
-    finally:
-        display.close()
-        if writer is not None:
-            writer.close()
-    write_loss_plot(run, cfg)
-    if flag.requested and step < t.steps:
-        display.print(f"stopped at step {step}: checkpoint written; continue with "
-                      f"`ganforge train --resume {run.path}`")
-    return Result(run.path, step, flag.requested and step < t.steps, last)
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
 
 
 def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, Any]:
@@ -320,10 +379,17 @@ def write_loss_plot(run: RunFolder, cfg: Config) -> None:
     rows = list(run.metrics())
     if not rows:
         return
-    steps = [r["step"] for r in rows]
-    series = {"L_D": [r["loss_d"] for r in rows], "L_G": [r["loss_g"] for r in rows]}
-    loss_plot(steps, series, run.path / "loss.png",
-              f"{cfg.preset}: {cfg.train.loss} loss, batch {cfg.train.batch_size}")
+    steps = [int(r["step"]) for r in rows]
+    series: dict[str, Sequence[float]] = {
+        "L_D": [r["loss_d"] for r in rows],
+        "L_G": [r["loss_g"] for r in rows],
+    }
+    loss_plot(
+        steps,
+        series,
+        run.path / "loss.png",
+        f"{cfg.preset}: {cfg.train.loss} loss, batch {cfg.train.batch_size}",
+    )
 
 
 def _tensorboard(run: RunFolder) -> Any:
@@ -334,5 +400,3 @@ def _tensorboard(run: RunFolder) -> Any:
             "--tensorboard needs the tensorboard package: pip install 'ganforge[tensorboard]'"
         ) from None
     return SummaryWriter(str(run.path / "tb"))
-
-

@@ -1,11 +1,11 @@
 """The run folder: where a run keeps its config, metrics, samples and checkpoints.
 
-    RUN/config.json            the resolved config
-    RUN/metrics.jsonl          one JSON object per log interval
-    RUN/samples/step-XXXXXX.png  grids from a fixed z
-    RUN/loss.png               L_D and L_G against the step
-    RUN/checkpoints/step-XXXXXX.safetensors
-    RUN/tb/                    TensorBoard events, when enabled
+RUN/config.json            the resolved config
+RUN/metrics.jsonl          one JSON object per log interval
+RUN/samples/step-XXXXXX.png  grids from a fixed z
+RUN/loss.png               L_D and L_G against the step
+RUN/checkpoints/step-XXXXXX.safetensors
+RUN/tb/                    TensorBoard events, when enabled
 """
 
 from __future__ import annotations

@@ -1,0 +1,42 @@
+"""Shared helpers: a tiny, fast version of the course's model for end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ganforge.cli import main
+
+# Small nets and 256 images: an end-to-end run of 20 steps takes well under a second.
+TINY = [
+    "model.latent_dim=8",
+    "model.g_hidden=16,16",
+    "model.d_hidden=16",
+    "data.limit=256",
+    "train.batch_size=16",
+    "train.log_every=5",
+    "train.sample_every=10",
+    "train.ckpt_every=5",
+    "train.n_samples=16",
+]
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``ganforge ARGS`` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse: --help, usage errors
+            code = int(e.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -1,0 +1,159 @@
+"""The command-line surface: help, and one clear line for every mistake."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY
+from ganforge import config as cfglib
+
+
+def test_help_lists_commands_and_presets(cli):
+    code, out, _ = cli("--help")
+    assert code == 0
+    assert all(word in out for word in ("train", "sample", *cfglib.PRESETS))
+
+
+def test_train_help_text(cli):
+    code, text, _ = cli("train", "--help")
+    assert code == 0
+    for option in (
+        "--preset",
+        "--config",
+        "--data",
+        "--out",
+        "--steps",
+        "--seed",
+        "--resume",
+        "--overwrite",
+        "--download",
+        "--tensorboard",
+        "key=value",
+    ):
+        assert option in text
+    for name in cfglib.PRESETS:
+        assert name in text
+    for key in cfglib.fields_of(cfglib.Config()):
+        if key != "preset":
+            assert f"{key}=" in text
+    for loss in ("ns", "minimax"):
+        assert f"  {loss} " in text
+
+
+def test_sample_help_text(cli):
+    code, text, _ = cli("sample", "--help")
+    assert code == 0
+    assert all(o in text for o in ("--n", "--out", "--seed", "RUN"))
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["train", "nosuch=1"], 2, "unknown config key 'nosuch'"),
+        (["train", "steps=abc"], 2, "train.steps: expected an integer"),
+        (["train", "lr_d=0"], 2, "optim.lr_d: must be > 0"),
+        (["train", "--steps", "-5"], 2, "train.steps: must be > 0, got -5"),
+        (["train", "--preset", "nope"], 2, "invalid choice: 'nope'"),
+        (["train", "--steps", "ten"], 2, "invalid int value: 'ten'"),
+        (["train", "loss=hinge-ish"], 2, "train.loss: unknown value 'hinge-ish'"),
+        (["train", "--data", "no/such/folder"], 1, "no/such/folder"),
+        (["train", "--data", "nosuchset"], 1, "unknown data source 'nosuchset'"),
+        (["train", "--config", "missing.toml"], 2, "config file not found"),
+        (["train", "batch_size=6000"], 2, "train.batch_size=6000 exceeds the 5000 samples"),
+        (
+            ["train", "device=cuda"]
+            if not __import__("torch").cuda.is_available()
+            else ["train", "device=tpu"],
+            2,
+            "device",
+        ),
+        (["train", "arch=dcgan", "image_size=30"], 2, "the dcgan model makes images of size"),
+        (["bogus"], 2, "invalid choice: 'bogus'"),
+    ],
+)
+def test_bad_input_gives_one_line_and_an_exit_code(cli, tmp_path, monkeypatch, args, code, message):
+    monkeypatch.chdir(tmp_path)
+    out_args = ["--out", tmp_path / "run"] if args[0] == "train" else []
+    got, _, err = cli(*args, *out_args)
+    assert got == code
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--preset", "nope"], "invalid choice: 'nope'"),
+        (["train", "--steps", "ten"], "invalid int value: 'ten'"),
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["sample"], "the following arguments are required"),
+    ],
+)
+def test_usage_errors_in_a_real_process(args, message):
+    p = subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in p.stderr
+
+
+def test_refuses_to_overwrite_a_run_unless_asked(cli, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)[0] == 0
+    code, _, err = cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    assert code == 1 and "already exists" in err and "--overwrite" in err
+    assert cli("train", "--out", run, "--steps", "10", "--quiet", "--overwrite", *TINY)[0] == 0
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step-000010.safetensors"
+
+
+def test_resume_errors(cli, tmp_path):
+    code, _, err = cli("train", "--resume", tmp_path)
+    assert code == 1 and "is not a ganforge run (no config.json)" in err
+    run = tmp_path / "run"
+    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    code, _, err = cli("train", "--resume", run, "lr_d=1")
+    assert code == 2 and "optim.lr_d cannot change when resuming" in err
+    code, _, err = cli("train", "--resume", run, "--seed", "3")
+    assert code == 2 and "--seed cannot be combined with --resume" in err
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    code, _, err = cli("train", "--resume", run)
+    assert code == 1 and "has no checkpoint" in err
+
+
+def test_resume_refuses_a_run_of_another_architecture(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    cfg = (run / "config.json").read_text().replace('"latent_dim": 8', '"latent_dim": 9')
+    (run / "config.json").write_text(cfg)
+    code, _, err = cli("train", "--resume", run, "--steps", "6")
+    assert code == 1 and "another architecture" in err
+
+
+def test_corrupt_checkpoint_is_one_line(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    (run / "checkpoints" / "step-000005.safetensors").write_bytes(b"not a checkpoint")
+    code, _, err = cli("sample", run, "--n", "2", "--out", tmp_path / "x.npy")
+    assert code == 1 and "not a readable ganforge checkpoint" in err
+
+
+def test_sample_errors(cli, tmp_path):
+    code, _, err = cli("sample", tmp_path, "--n", "2", "--out", tmp_path / "x.npy")
+    assert code == 1 and "not a ganforge run" in err
+    run = tmp_path / "run"
+    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    code, _, err = cli("sample", run, "--n", "0", "--out", tmp_path / "x.npy")
+    assert code == 1 and "--n must be a positive number" in err
+    code, _, err = cli("sample", run, "--n", "2", "--out", tmp_path / "x.jpg")
+    assert code == 1 and "must end in .npy or .png" in err
+    code, _, err = cli("sample", run, "--n", "2", "--out", tmp_path / "no" / "x.npy")
+    assert code == 1 and "does not exist" in err
+
+
+def test_unwritable_output_is_refused_before_training(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = cli("train", "--out", blocker / "run", "--steps", "5", "--quiet", *TINY)
+    assert code == 1 and "cannot write to output folder" in err
