@@ -87,3 +87,30 @@ def test_dcgan_refuses_other_sizes_and_points():
         nets.build(ModelConfig(arch="dcgan"), (1, 30, 30))
     with pytest.raises(ConfigError, match="square images"):
         nets.build(ModelConfig(arch="dcgan"), (2,))
+
+
+def test_dcgan_discriminator_batchnorm_option():
+    d = DCGANDiscriminator((1, 28, 28), width=8, batchnorm=True)
+    kinds = [type(m).__name__ for m in d.net]
+    # BatchNorm on every layer but the first (Radford et al. 2015)
+    assert kinds == [
+        "Conv2d",
+        "LeakyReLU",
+        "Conv2d",
+        "BatchNorm2d",
+        "LeakyReLU",
+        "Conv2d",
+        "Flatten",
+    ]
+    assert d.net[2].bias is None  # BatchNorm's shift replaces the bias
+
+
+def test_step_scores_real_and_fake_apart_when_d_has_batchnorm():
+    from ganforge.config import Config
+    from ganforge.train.loop import build_step
+
+    cfg = Config(model=ModelConfig(arch="dcgan", width=4, latent_dim=8, d_batchnorm=True))
+    gan = build_step(cfg, (1, 28, 28), torch.device("cpu"))
+    assert not gan.joint_d_pass
+    cfg.model.d_batchnorm = False
+    assert build_step(cfg, (1, 28, 28), torch.device("cpu")).joint_d_pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,9 +26,14 @@ def _presets_text() -> str:
 
 
 def _train_epilog() -> str:
+    from ganforge.data import DATA_SOURCES
+
     losses = "\n".join(f"  {name:<14} {loss.about}" for name, loss in LOSSES.items())
+    sources = "\n".join(f"  {name:<14} {about}" for name, about in DATA_SOURCES.items())
     return (
         f"presets:\n{_presets_text()}\n\nlosses (train.loss):\n{losses}\n\n"
+        f"data sources (--data; or a folder of images / IDX / CIFAR-10 .bin files, or a "
+        f".npy/.npz array):\n{sources}\n\n"
         "config keys (key=value; a bare leaf such as lr_d=1e-4 works when unambiguous):\n"
         f"{cfglib.describe_keys()}\n\n"
         "examples:\n"
@@ -192,7 +198,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
 COMMANDS = {"train": cmd_train, "sample": cmd_sample}
 
 
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+) -> str:
+    return f"ganforge: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -36,7 +36,7 @@ def _dcgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modu
     c, h, w = shape
     return (
         DCGANGenerator(cfg.latent_dim, (c, h, w), cfg.width, cfg.bn_momentum),
-        DCGANDiscriminator((c, h, w), cfg.width, cfg.leak),
+        DCGANDiscriminator((c, h, w), cfg.width, cfg.leak, cfg.d_batchnorm, cfg.bn_momentum),
     )
 
 

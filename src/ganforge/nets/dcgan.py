@@ -76,14 +76,24 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """images ``[N, C, size, size]`` -> logit ``[N, 1]``."""
 
-    def __init__(self, shape: tuple[int, int, int], width: int = 64, leak: float = 0.2) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int, int],
+        width: int = 64,
+        leak: float = 0.2,
+        batchnorm: bool = False,
+        bn_momentum: float = 0.1,
+    ) -> None:
         super().__init__()
         channels, size, _ = shape
         s0, stages = _plan(size)
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(leak, True)]
         ch = width
         for _ in range(stages - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), nn.LeakyReLU(leak, True)]  # halves H, W
+            layers.append(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not batchnorm))  # halves H, W
+            if batchnorm:  # as in the paper: on every layer of D but the first
+                layers.append(nn.BatchNorm2d(ch * 2, momentum=bn_momentum))
+            layers.append(nn.LeakyReLU(leak, True))
             ch *= 2
         layers += [nn.Conv2d(ch, 1, s0, 1, 0), nn.Flatten()]  # [N, 1]
         self.net = nn.Sequential(*layers)

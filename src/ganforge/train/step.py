@@ -2,9 +2,9 @@
 
 Goodfellow et al. (2014), Algorithm 1: k updates of D, then one update of G. The step draws one
 G forward per D update; the last one keeps its graph and is reused by the G update, as in the
-PyTorch DCGAN example. The G update therefore scores the same z as the D update that preceded
-it, with D already updated: an unbiased sample of the same expectation, so the objective is
-unchanged and the second G forward of the textbook loop is saved.
+PyTorch DCGAN example. The G update thus estimates the same expectation, E_z[-log D(G(z))],
+with the batch of z that the last D update used (D scored by its new weights) instead of a
+fresh batch: the objective is unchanged, the second G forward of the textbook loop is saved.
 """
 
 from __future__ import annotations
