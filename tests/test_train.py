@@ -105,7 +105,9 @@ def test_resume_drops_metrics_written_after_the_checkpoint(cli, tmp_path):
     assert [r["step"] for r in read_metrics(run)] == [5, 10, 15]
 
 
-def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+def test_ctrl_c_stops_cleanly_and_resumes_exactly(cli, tmp_path):
+    """SIGINT mid-interval: a checkpoint at that step, exit 130; resuming to T gives the weights
+    and metrics (interval means included) of a run of T steps that never stopped."""
     run = tmp_path / "run"
     args = [
         sys.executable,
@@ -122,15 +124,26 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (run / "metrics.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "continue with `ganforge train --resume" in err
     ckpts = list((run / "checkpoints").glob("step-*.safetensors"))
     assert len(ckpts) == 1
-    step = int(ckpts[0].stem.split("-")[1])
-    assert step >= 5 and read_metrics(run)[-1]["step"] <= step
+    stopped = int(ckpts[0].stem.split("-")[1])
+    assert stopped >= 5 and read_metrics(run)[-1]["step"] <= stopped
+
+    total = stopped - stopped % 5 + 7  # ends mid-interval, 2 steps past a log line
+    assert cli("train", "--resume", run, "--steps", total, "--quiet")[0] == 0
+    whole = tmp_path / "whole"
+    assert (
+        cli("train", "--out", whole, "--steps", total, "--quiet", *TINY, "ckpt_every=1000000")[0]
+        == 0
+    )
+    a, b = _weights(whole), _weights(run)
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert _untimed(read_metrics(whole)) == _untimed(read_metrics(run))
 
 
 def test_sample_writes_npy_and_png(cli, tmp_path):

@@ -220,6 +220,7 @@ class Trainer:
         self.modules = {"G": self.gan.G, "D": self.gan.D}
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
         self.z_fixed = fixed_noise(cfg, self.device)
+        self.meter = _Meter(t.batch_size * t.d_steps)
         self.step = 0
         self.writer: Any = None
 
@@ -230,6 +231,7 @@ class Trainer:
             raise GanforgeError(f"{self.run.path}: the checkpoint was made by another architecture")
         checkpoint.restore(tensors, meta, modules=self.modules, optimizers=self.optimizers)
         self.sampler.load_state_dict(_sub(tensors, "sampler") | meta["sampler"])
+        self.meter.load_state_dict(_sub(tensors, "meter"), meta["meter"])
         self.step = int(meta["step"])
         self.run.truncate_metrics(self.step)
 
@@ -241,8 +243,13 @@ class Trainer:
             step=self.step,
             modules=self.modules,
             optimizers=self.optimizers,
-            extra_tensors={"sampler.generator": s.generator.get_state(), "sampler.perm": s.perm},
+            extra_tensors={
+                "sampler.generator": s.generator.get_state(),
+                "sampler.perm": s.perm,
+                **{f"meter.{k}": v for k, v in self.meter.sums.items()},
+            },
             meta={
+                "meter": self.meter.counters(),
                 "model": self.cfg.to_dict()["model"],
                 "data_shape": list(self.data.sample_shape),
                 "sampler": {"pos": s.pos, "epoch": s.epoch},
@@ -272,7 +279,8 @@ class Trainer:
             self.save_samples()
         display = _Display(t.steps, self.step, self.quiet, t.sample_every)
         flag = _StopFlag()
-        meter = _Meter(t.batch_size * t.d_steps)
+        meter = self.meter
+        meter.start()
         last: dict[str, float] = {}
         try:
             with _sigint_stops(flag):
@@ -316,14 +324,32 @@ class _Meter:
 
     def __init__(self, samples_per_step: int) -> None:
         self.samples_per_step = samples_per_step
-        self.t0 = self.clock = time.perf_counter()
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
+        self.elapsed = 0.0  # training seconds before this process (a resumed run's past)
+        self.start()
+
+    def start(self) -> None:
+        self.t0 = self.clock = time.perf_counter()
+        self.timed = 0  # steps since ``clock``
+
+    def counters(self) -> dict[str, float]:
+        """What a checkpoint keeps besides the sums: a resumed interval averages like the
+        uninterrupted one, and ``elapsed_s`` goes on counting."""
+        return {"count": self.count, "elapsed": self.elapsed + time.perf_counter() - self.t0}
+
+    def load_state_dict(self, sums: dict[str, torch.Tensor], counters: dict[str, float]) -> None:
+        self.sums, self.count, self.elapsed = (
+            dict(sums),
+            int(counters["count"]),
+            counters["elapsed"],
+        )
 
     def add(self, stats: dict[str, torch.Tensor]) -> None:
         for k in self.MEANS:
             self.sums[k] = self.sums[k] + stats[k] if k in self.sums else stats[k]
         self.count += 1
+        self.timed += 1
 
     def row(self, step: int, stats: dict[str, torch.Tensor]) -> dict[str, float]:
         """The metrics.jsonl line: interval means, this step's gradient norms, throughput."""
@@ -331,10 +357,10 @@ class _Meter:
         row: dict[str, float] = {"step": step}
         row |= {k: v.item() / self.count for k, v in self.sums.items()}
         row |= {"grad_d": stats["grad_d"].item(), "grad_g": stats["grad_g"].item()}
-        row["img_per_s"] = self.count * self.samples_per_step / (now - self.clock)
-        row["elapsed_s"] = now - self.t0
+        row["img_per_s"] = self.timed * self.samples_per_step / (now - self.clock)
+        row["elapsed_s"] = self.elapsed + now - self.t0
         _check_finite(row, step)
-        self.sums, self.count, self.clock = {}, 0, now
+        self.sums, self.count, self.timed, self.clock = {}, 0, 0, now
         return row
 
 
