@@ -157,3 +157,29 @@ def test_unwritable_output_is_refused_before_training(cli, tmp_path):
     blocker.write_text("x")
     code, _, err = cli("train", "--out", blocker / "run", "--steps", "5", "--quiet", *TINY)
     assert code == 1 and "cannot write to output folder" in err
+
+
+def test_overrides_may_sit_between_options(cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train",
+        *TINY[:3],
+        "--steps",
+        "5",
+        "data.limit=256",
+        "--out",
+        run,
+        "batch_size=16",
+        "--quiet",
+        *TINY[5:],
+    )
+    assert code == 0, err
+    saved = cfglib.from_json(run / "config.json")
+    assert (saved.data.limit, saved.train.batch_size, saved.train.steps) == (256, 16, 5)
+
+
+def test_stray_arguments_are_refused(cli):
+    code, _, err = cli("train", "--steps", "5", "oops")
+    assert code == 2 and "expected key=value, got 'oops'" in err
+    code, _, err = cli("sample", "run", "--out", "x.npy", "n=3")
+    assert code == 2 and "unrecognized arguments: n=3" in err

@@ -207,7 +207,14 @@ def _one_line_warning(
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may sit between options (`--steps 5 lr_d=1e-3 --out DIR`), which a
+    # single positional argument of argparse cannot collect: gather the stragglers here.
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or args.command != "train"]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if args.command == "train":
+        args.overrides = [*args.overrides, *extra]
     if args.command is None:
         parser.print_help()
         return 2
