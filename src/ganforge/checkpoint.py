@@ -67,6 +67,11 @@ def _load_optimizer(
         if key.startswith(prefix + "."):
             _, idx, name = key.split(".", 2)
             per.setdefault(int(idx), {})[name] = t
+    # JSON turned tuples such as Adam's betas into lists; "params" is a list of indices.
+    groups = [
+        {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
+        for g in groups
+    ]
     opt.load_state_dict({"state": per, "param_groups": groups})
 
 
