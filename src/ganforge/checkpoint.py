@@ -79,7 +79,8 @@ def _module_tensors(prefix: str, m: nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
 
 
-def _sub(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def subset(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under ``prefix.``, with the prefix taken off their keys."""
     n = len(prefix) + 1
     return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
@@ -145,7 +146,7 @@ def restore(
 ) -> None:
     """Load what ``save`` wrote into live modules and optimisers, and the RNG states."""
     for name, m in modules.items():
-        m.load_state_dict(_sub(tensors, name))
+        m.load_state_dict(subset(tensors, name))
     for name, opt in optimizers.items():
         _load_optimizer(name, opt, tensors, meta["optimizer_groups"][name])
     if not rng:

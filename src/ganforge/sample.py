@@ -21,7 +21,7 @@ def load_generator(run: str | Path, device: str = "cpu") -> nn.Module:
     tensors, meta = checkpoint.read(folder.latest_checkpoint())
     shape = tuple(int(s) for s in meta["data_shape"])
     g, _ = nets.build(cfg.model, shape)
-    g_state = {k[2:]: v for k, v in tensors.items() if k.startswith("G.")}
+    g_state = checkpoint.subset(tensors, "G")
     try:
         g.load_state_dict(g_state)
     except RuntimeError as e:

@@ -230,8 +230,8 @@ class Trainer:
         if meta.get("model") != _jsonable(self.cfg.to_dict()["model"]):
             raise GanforgeError(f"{self.run.path}: the checkpoint was made by another architecture")
         checkpoint.restore(tensors, meta, modules=self.modules, optimizers=self.optimizers)
-        self.sampler.load_state_dict(_sub(tensors, "sampler") | meta["sampler"])
-        self.meter.load_state_dict(_sub(tensors, "meter"), meta["meter"])
+        self.sampler.load_state_dict(checkpoint.subset(tensors, "sampler") | meta["sampler"])
+        self.meter.load_state_dict(checkpoint.subset(tensors, "meter"), meta["meter"])
         self.step = int(meta["step"])
         self.run.truncate_metrics(self.step)
 
@@ -284,7 +284,7 @@ class Trainer:
         last: dict[str, float] = {}
         try:
             with _sigint_stops(flag):
-                while self.step < t.steps and not flag.requested:
+                while self.step < t.steps:
                     self.step += 1
                     step = self.step
                     log_now = step % t.log_every == 0 or step == t.steps
@@ -300,9 +300,14 @@ class Trainer:
                         self.log(row)
                     if step % t.sample_every == 0 or step == t.steps:
                         self.save_samples()
-                    if step % t.ckpt_every == 0 or step == t.steps or flag.requested:
+                    # Read the flag once: a Ctrl-C arriving after this line stops the run one
+                    # step later, never between the check and the checkpoint it asks for.
+                    stop = flag.requested
+                    if step % t.ckpt_every == 0 or step == t.steps or stop:
                         self.save_checkpoint()
                     display.update(step, row)
+                    if stop:
+                        break
         finally:
             display.close()
             if self.writer is not None:
@@ -387,11 +392,6 @@ def train(
 def _jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(value))
-
-
-def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, Any]:
-    n = len(prefix) + 1
-    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
 def _check_finite(row: dict[str, float], step: int) -> None:
