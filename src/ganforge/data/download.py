@@ -16,6 +16,16 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
 from ganforge.errors import DataError
 
 CHUNK_BYTES = 1 << 20
@@ -30,16 +40,37 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _progress() -> Progress:
+    """Bytes, speed and time left on a terminal's stderr; nothing elsewhere."""
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("download {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
 def _fetch(url: str, dest: Path, md5: str | None, timeout: float) -> None:
     """``url`` saved to ``dest`` via a temporary file; raises OSError or ValueError on failure."""
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
         digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as src:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(url, timeout=timeout) as src,
+            _progress() as bar,
+        ):
+            task = bar.add_task(dest.name, total=getattr(src, "length", None))
             for block in iter(lambda: src.read(CHUNK_BYTES), b""):
                 digest.update(block)
                 out.write(block)
+                bar.advance(task, len(block))
         if md5 is not None and digest.hexdigest() != md5.lower():
             raise ValueError(f"md5 {digest.hexdigest()}, expected {md5}")
         os.replace(tmp, dest)
