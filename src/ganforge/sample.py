@@ -30,6 +30,18 @@ def load_generator(run: str | Path, device: str = "cpu") -> nn.Module:
 
 
 @torch.no_grad()
+def generate(g: nn.Module, z: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """G(z) in chunks of ``batch``, in eval mode (BatchNorm uses its running statistics);
+    G's mode is restored afterwards."""
+    was_training = g.training
+    g.eval()
+    try:
+        return torch.cat([g(z[i : i + batch]) for i in range(0, len(z), batch)])
+    finally:
+        g.train(was_training)
+
+
+@torch.no_grad()
 def sample(run: str | Path, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
     """``n`` samples of the run's G in data space: images ``[n, C, H, W]`` in [-1, 1] or points
     ``[n, D]``, from z ~ N(0, I) drawn by a generator seeded with ``seed``."""
@@ -39,7 +51,7 @@ def sample(run: str | Path, n: int, seed: int = 0, device: str = "cpu") -> torch
     gen = torch.Generator().manual_seed(seed)
     latent = int(g.latent_dim)  # type: ignore[arg-type]
     z = torch.randn(n, latent, generator=gen).to(device)
-    return torch.cat([g(z[i : i + 1024]) for i in range(0, n, 1024)]).cpu()
+    return generate(g, z).cpu()
 
 
 def write_samples(x: torch.Tensor, out: Path) -> None:

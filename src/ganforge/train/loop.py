@@ -25,6 +25,7 @@ from ganforge.data import BatchSampler, Dataset, load_dataset
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.losses import LOSSES
 from ganforge.report.plots import loss_plot, samples_png
+from ganforge.sample import generate
 from ganforge.train.run import RunFolder, default_out
 from ganforge.train.step import GANStep
 
@@ -94,17 +95,6 @@ def fixed_noise(cfg: Config, device: torch.device) -> torch.Tensor:
     """The z of every sample grid, from its own generator: the same for the whole run."""
     gen = torch.Generator().manual_seed(cfg.train.seed)
     return torch.randn(cfg.train.n_samples, cfg.model.latent_dim, generator=gen).to(device)
-
-
-@torch.no_grad()
-def generate(g: torch.nn.Module, z: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    """G(z) in eval mode (BatchNorm uses its running statistics), then G's mode restored."""
-    was_training = g.training
-    g.eval()
-    try:
-        return torch.cat([g(z[i : i + batch]) for i in range(0, len(z), batch)])
-    finally:
-        g.train(was_training)
 
 
 class _StopFlag:

@@ -98,13 +98,14 @@ class GANStep:
 
         Returns detached scalar tensors (no host sync); gradient norms only when ``measure``.
         """
-        stats: dict[str, Tensor] = {}
-        fake = reals[0]
-        for i, real in enumerate(reals):
-            fake, stats = self.d_update(real, keep_graph=i == len(reals) - 1)
-            if measure and i == len(reals) - 1:
-                stats["grad_d"] = grad_norm(self.D)
+        *early, last = reals
+        for real in early:
+            self.d_update(real, keep_graph=False)
             self.opt_d.step()
+        fake, stats = self.d_update(last, keep_graph=True)  # its fakes serve G's update
+        if measure:
+            stats["grad_d"] = grad_norm(self.D)
+        self.opt_d.step()
         stats.update(self.g_update(fake))
         if measure:
             stats["grad_g"] = grad_norm(self.G)
