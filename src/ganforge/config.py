@@ -148,6 +148,11 @@ _CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
+def presets_text() -> str:
+    """One line per preset, for help texts."""
+    return "\n".join(f"  {name:<14} {p.about}" for name, p in PRESETS.items())
+
+
 def _choices() -> dict[str, tuple[str, ...]]:
     # Imported late: the tables live beside their implementations.
     from ganforge.losses import LOSSES

@@ -1,0 +1,33 @@
+"""``ganforge sample``: draw samples from a run's generator into a .npy or a .png grid."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "draw samples from a trained generator"
+DESCRIPTION = (
+    "Write N samples of a run's generator: .npy (data space: images [N, C, H, W] in [-1, 1], "
+    "points [N, D]) or .png (a grid)."
+)
+TAKES_OVERRIDES = False
+
+
+def epilog() -> str:
+    return ""
+
+
+def add_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("run", type=Path, metavar="RUN", help="a run folder")
+    s.add_argument("--n", type=int, default=64, metavar="N", help="number of samples (64)")
+    s.add_argument("--out", type=Path, required=True, metavar="FILE", help="a .npy or .png file")
+    s.add_argument("--seed", type=int, default=0, metavar="S", help="seed of z (0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganforge.sample import sample, write_samples
+
+    x = sample(args.run, args.n, seed=args.seed)
+    write_samples(x, args.out)
+    print(f"wrote {len(x)} samples to {args.out}")
+    return 0
