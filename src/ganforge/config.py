@@ -66,7 +66,12 @@ class TrainConfig:
     batch_size: int = 64  # real samples per D update, fake samples per update
     d_steps: int = 1  # k: D updates per G update (Goodfellow et al. 2014, Algorithm 1)
     seed: int = 0  # seeds weights, noise and data order
-    device: str = "cpu"  # "cpu" or "cuda"
+    device: str = "auto"  # auto (cuda when available), cpu, cuda (the local rank's GPU), cuda:N
+    precision: str = "fp32"  # fp32, tf32 (CUDA matmuls), bf16 or fp16 autocast (fp16 loss-scaled)
+    channels_last: bool = True  # CUDA, convolutional models: NHWC memory layout
+    cudnn_benchmark: bool = True  # CUDA: time the convolution algorithms once, keep the fastest
+    compile: bool = False  # torch.compile G and D (slower than eager on CPU for these models)
+    sync_bn: bool = True  # under torchrun on GPU: SyncBatchNorm, batch statistics of all ranks
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     log_every: int = 100  # steps between lines of metrics.jsonl
     sample_every: int = 1000  # steps between sample grids from the fixed z
@@ -138,7 +143,14 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.batch_size": _POSITIVE,
     "train.d_steps": _POSITIVE,
     "train.seed": _NON_NEGATIVE,
-    "train.device": (lambda v: v in ("cpu", "cuda") or v.startswith("cuda:"), "cpu or cuda"),
+    "train.device": (
+        lambda v: v in ("auto", "cpu", "cuda") or (v[:5] == "cuda:" and v[5:].isdigit()),
+        "auto, cpu, cuda or cuda:N",
+    ),
+    "train.precision": (
+        lambda v: v in ("fp32", "tf32", "bf16", "fp16"),
+        "fp32, tf32, bf16 or fp16",
+    ),
     "train.threads": _NON_NEGATIVE,
     "train.log_every": _POSITIVE,
     "train.sample_every": _POSITIVE,

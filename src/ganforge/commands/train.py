@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from ganforge import config as cfglib
-from ganforge.errors import ConfigError
+from ganforge.errors import ConfigError, GanforgeError
 from ganforge.losses import LOSSES
 
 HELP = "train a GAN into a run folder"
@@ -33,7 +35,10 @@ def epilog() -> str:
         "  ganforge train                                   # the course's MNIST GAN, ~3 min\n"
         "  ganforge train --preset mnist-dcgan --steps 500 --out runs/dc\n"
         "  ganforge train train.d_steps=2 optim.lr_d=1e-4 --data path/to/images/\n"
-        "  ganforge train --resume runs/dc --steps 1000     # continue a stopped run"
+        "  ganforge train --resume runs/dc --steps 1000     # continue a stopped run\n"
+        "  ganforge train --nproc 4 --out runs/ddp          # 4 processes (DDP) on this machine\n"
+        "  torchrun --nproc_per_node 8 -m ganforge train    # the same with torchrun (or nodes:\n"
+        "                                                   #   see docs/distributed.md)"
     )
 
 
@@ -80,6 +85,13 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--quiet", action="store_true", help="print nothing while training")
     t.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train with N processes on this machine, data-parallel (DDP, started by torchrun's "
+        "engine; one GPU each under CUDA); train.batch_size is per process",
+    )
+    t.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
@@ -108,30 +120,17 @@ def _resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganforge.train.loop import train  # torch is imported only by commands that need it
-
-    if args.resume is not None:
-        result = train(
-            cfglib.Config(),
-            resume=args.resume,
-            resume_overrides=_resume_overrides(args),
-            quiet=args.quiet,
-        )
-    else:
-        overrides = list(args.overrides)
-        for flag, key in (
-            ("data", "data.source"),
-            ("steps", "train.steps"),
-            ("seed", "train.seed"),
-        ):
-            if getattr(args, flag) is not None:
-                overrides.append(f"{key}={getattr(args, flag)}")
-        if args.download:
-            overrides.append("data.download=true")
-        if args.tensorboard:
-            overrides.append("train.tensorboard=true")
-        cfg = cfglib.build(args.preset, args.config, overrides)
-        result = train(cfg, args.out, overwrite=args.overwrite, quiet=args.quiet)
+    if args.nproc is not None:
+        return _launch(args)
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun: rank 0 alone speaks
+    try:
+        result = _train(args)
+    except GanforgeError as e:
+        if rank != 0:
+            return e.exit_code  # rank 0 reports the same error
+        raise
+    if rank != 0:
+        return 130 if result.interrupted else 0
     if not args.quiet:
         last = result.last
         summary = (
@@ -147,3 +146,70 @@ def run(args: argparse.Namespace) -> int:
         if samples:
             print(f"latest samples: {samples[-1]}")
     return 130 if result.interrupted else 0
+
+
+def _train_config(args: argparse.Namespace) -> cfglib.Config:
+    """The config of a new run: preset, file, flags, then ``key=value`` overrides."""
+    overrides = list(args.overrides)
+    for flag, key in (
+        ("data", "data.source"),
+        ("steps", "train.steps"),
+        ("seed", "train.seed"),
+    ):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    if args.download:
+        overrides.append("data.download=true")
+    if args.tensorboard:
+        overrides.append("train.tensorboard=true")
+    return cfglib.build(args.preset, args.config, overrides)
+
+
+def _train(args: argparse.Namespace) -> Any:
+    from ganforge.train.loop import train  # torch is imported only by commands that need it
+
+    if args.resume is not None:
+        return train(
+            cfglib.Config(),
+            resume=args.resume,
+            resume_overrides=_resume_overrides(args),
+            quiet=args.quiet,
+        )
+    cfg = _train_config(args)
+    return train(cfg, args.out, overwrite=args.overwrite, quiet=args.quiet)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``--nproc N``: check what can be checked here (one line per mistake, nothing started),
+    then run this command in N processes with torchrun's engine and return their exit code."""
+    from ganforge.train import distributed
+    from ganforge.train.loop import prepare
+    from ganforge.train.run import RunFolder, default_out
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
+    if "WORLD_SIZE" in os.environ:
+        raise ConfigError("--nproc starts the processes itself: do not combine it with torchrun")
+    if args.resume is not None:  # the run folder, its checkpoint and the overrides
+        prepare(cfglib.Config(), None, args.resume, _resume_overrides(args))
+    else:
+        cfg = _train_config(args)
+        if args.out is None:  # one folder for every rank, named here
+            args.out = default_out(cfg.preset)
+        out = args.out
+        if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+            RunFolder(out).prepare_new(overwrite=False)  # raises its one-line error
+    worker_args = argparse.Namespace(**{**vars(args), "nproc": None})
+    codes = distributed.launch(args.nproc, _worker, worker_args)
+    return max(codes, default=0)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """One process of ``--nproc``: ``run``, its errors turned into exit codes as the CLI does."""
+    try:
+        return run(args)
+    except GanforgeError as e:
+        print(f"ganforge train: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -6,6 +6,7 @@ import json
 import math
 import random
 import signal
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ from ganforge.errors import ConfigError, GanforgeError
 from ganforge.losses import LOSSES
 from ganforge.report.plots import loss_plot, samples_png
 from ganforge.sample import generate
+from ganforge.train import device as devices
+from ganforge.train import distributed
 from ganforge.train.run import RunFolder, default_out
 from ganforge.train.step import GANStep
 
@@ -40,6 +43,9 @@ RESUMABLE_KEYS = frozenset(
         "train.tensorboard",
         "train.threads",
         "train.device",
+        "train.channels_last",
+        "train.cudnn_benchmark",
+        "train.compile",
     }
 )
 # Fields of metrics.jsonl that measure the clock, not the maths (excluded from determinism).
@@ -52,12 +58,6 @@ class Result:
     step: int
     interrupted: bool
     last: dict[str, float]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name}, but CUDA is not available here; use cpu")
-    return torch.device(name)
 
 
 def load_data(cfg: Config) -> Dataset:
@@ -100,11 +100,12 @@ def fixed_noise(cfg: Config, device: torch.device) -> torch.Tensor:
 class _StopFlag:
     """Turns SIGINT into a request to stop at the end of the current step."""
 
-    def __init__(self) -> None:
+    def __init__(self, patient: bool = False) -> None:
         self.requested = False
+        self.patient = patient  # under torchrun, whose agent passes the terminal's SIGINT on
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:  # a second Ctrl-C: the user means it
+        if self.requested and not self.patient:  # a second Ctrl-C: the user means it
             raise KeyboardInterrupt
         self.requested = True
 
@@ -191,14 +192,19 @@ class Trainer:
 
     def __init__(self, cfg: Config, run: RunFolder, quiet: bool = False) -> None:
         t = cfg.train
-        self.cfg, self.run, self.quiet = cfg, run, quiet
-        self.device = resolve_device(t.device)
-        if t.threads:
-            torch.set_num_threads(t.threads)
-        self.data = load_data(cfg)  # before the folder exists: bad data leaves nothing behind
-        if t.batch_size > len(self.data):
+        self.dist = d = distributed.current()  # rank 0 of 1 unless under torchrun
+        self.cfg, self.run, self.quiet = cfg, run, quiet or not d.is_main
+        self.device = devices.resolve(t.device, d.local_rank)
+        devices.configure(self.device, t.precision, t.cudnn_benchmark)
+        if threads := devices.threads_per_process(t.threads, d.local_world):
+            torch.set_num_threads(threads)
+        # before the folder exists: bad data leaves nothing behind (rank 0 first: one download)
+        self.data = distributed.main_first(lambda: load_data(cfg), d)
+        global_batch = t.batch_size * d.world  # each rank takes its slice of every batch
+        if global_batch > len(self.data):
+            ranks = f" x {d.world} ranks" if d.enabled else ""
             raise ConfigError(
-                f"train.batch_size={t.batch_size} exceeds the {len(self.data)} samples"
+                f"train.batch_size={t.batch_size}{ranks} exceeds the {len(self.data)} samples"
             )
         if self.data.kind == "points" and cfg.model.g_out == "tanh" and self.data.x.abs().max() > 1:
             raise ConfigError(
@@ -206,11 +212,15 @@ class Trainer:
             )
         seed_everything(t.seed)
         self.gan = build_step(cfg, self.data.sample_shape, self.device)
-        self.sampler = BatchSampler(len(self.data), t.batch_size, t.seed)
-        self.modules = {"G": self.gan.G, "D": self.gan.D}
+        self.modules = {"G": self.gan.G, "D": self.gan.D}  # plain: checkpoints and samples
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
+        note = devices.accelerate(self.gan, t, self.device, d)  # DDP, autocast, ... when asked
+        if note and not self.quiet:
+            print(f"ganforge: {note}", file=sys.stderr)
+        self.sampler = BatchSampler(len(self.data), global_batch, t.seed)
+        self.batches = devices.DeviceBatches(self.data, self.device, t.channels_last)
         self.z_fixed = fixed_noise(cfg, self.device)
-        self.meter = _Meter(t.batch_size * t.d_steps)
+        self.meter = _Meter(global_batch * t.d_steps)
         self.step = 0
         self.writer: Any = None
 
@@ -219,13 +229,21 @@ class Trainer:
         tensors, meta = checkpoint.read(self.run.latest_checkpoint())
         if meta.get("model") != _jsonable(self.cfg.to_dict()["model"]):
             raise GanforgeError(f"{self.run.path}: the checkpoint was made by another architecture")
+        if (world := meta.get("world_size", 1)) != self.dist.world:
+            raise GanforgeError(
+                f"{self.run.path} was trained by {world} process(es); resume it with as many "
+                f"(this is {self.dist.world})"
+            )
         checkpoint.restore(tensors, meta, modules=self.modules, optimizers=self.optimizers)
         self.sampler.load_state_dict(checkpoint.subset(tensors, "sampler") | meta["sampler"])
         self.meter.load_state_dict(checkpoint.subset(tensors, "meter"), meta["meter"])
+        devices.restore_cuda_rng(tensors, meta, self.device)
         self.step = int(meta["step"])
-        self.run.truncate_metrics(self.step)
+        distributed.on_main(lambda: self.run.truncate_metrics(self.step), self.dist)
 
     def save_checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
         run, s = self.run, self.sampler
         run.checkpoints.mkdir(exist_ok=True)
         checkpoint.save(
@@ -243,17 +261,23 @@ class Trainer:
                 "model": self.cfg.to_dict()["model"],
                 "data_shape": list(self.data.sample_shape),
                 "sampler": {"pos": s.pos, "epoch": s.epoch},
+                "world_size": self.dist.world,
+                "rng_cuda_device": self.device.index,  # None on CPU
             },
         )
         checkpoint.prune(run.checkpoints, self.cfg.train.keep_ckpts)
 
     def save_samples(self) -> None:
-        x = generate(self.gan.G, self.z_fixed)
+        if not self.dist.is_main:
+            return
+        x = generate(self.modules["G"], self.z_fixed)
         samples_png(x, self.run.sample_path(self.step))
         if self.writer is not None and x.ndim == 4:
             self.writer.add_images("samples", (x + 1) / 2, self.step)
 
     def log(self, row: dict[str, float]) -> None:
+        if not self.dist.is_main:
+            return
         self.run.append_metrics(row)
         if self.writer is not None:
             for k, v in row.items():
@@ -268,7 +292,7 @@ class Trainer:
         if self.step == 0:
             self.save_samples()
         display = _Display(t.steps, self.step, self.quiet, t.sample_every)
-        flag = _StopFlag()
+        flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
         meter.start()
         last: dict[str, float] = {}
@@ -279,7 +303,7 @@ class Trainer:
                     step = self.step
                     log_now = step % t.log_every == 0 or step == t.steps
                     reals = [
-                        self.data.batch(self.sampler.next()).to(self.device, non_blocking=True)
+                        self.batches.get(distributed.shard(self.sampler.next(), self.dist))
                         for _ in range(t.d_steps)
                     ]
                     stats = self.gan(reals, measure=log_now)
@@ -293,6 +317,8 @@ class Trainer:
                     # Read the flag once: a Ctrl-C arriving after this line stops the run one
                     # step later, never between the check and the checkpoint it asks for.
                     stop = flag.requested
+                    if self.dist.enabled:  # all ranks stop at one step: they agree at log steps
+                        stop = log_now and distributed.any_across(stop, self.dist)
                     if step % t.ckpt_every == 0 or step == t.steps or stop:
                         self.save_checkpoint()
                     display.update(step, row)
@@ -302,7 +328,8 @@ class Trainer:
             display.close()
             if self.writer is not None:
                 self.writer.close()
-        write_loss_plot(self.run, self.cfg)
+        if self.dist.is_main:
+            write_loss_plot(self.run, self.cfg)
         stopped = self.step < t.steps
         if stopped:
             display.print(
@@ -350,7 +377,8 @@ class _Meter:
         """The metrics.jsonl line: interval means, this step's gradient norms, throughput."""
         now = time.perf_counter()
         row: dict[str, float] = {"step": step}
-        row |= {k: v.item() / self.count for k, v in self.sums.items()}
+        sums = distributed.mean_across(self.sums, distributed.current())  # over ranks
+        row |= {k: v.item() / self.count for k, v in sums.items()}
         row |= {"grad_d": stats["grad_d"].item(), "grad_g": stats["grad_g"].item()}
         row["img_per_s"] = self.timed * self.samples_per_step / (now - self.clock)
         row["elapsed_s"] = self.elapsed + now - self.t0
@@ -370,13 +398,18 @@ def train(
 ) -> Result:
     """Train ``cfg`` into a new run folder ``out``, or continue the run at ``resume``."""
     cfg, run = prepare(cfg, out, resume, resume_overrides)
-    trainer = Trainer(cfg, run, quiet)
-    if resume is None:
-        run.prepare_new(overwrite)
-    else:
-        trainer.restore()
-    run.write_config(cfg)  # on resume: records a changed step budget
-    return trainer.fit()
+    # Under torchrun: join the process group; rank 0 alone writes the run folder.
+    device = devices.resolve(cfg.train.device, distributed.from_env().local_rank)
+    with distributed.session(device) as d:
+        trainer = Trainer(cfg, run, quiet)
+        if resume is None:
+            distributed.on_main(lambda: run.prepare_new(overwrite), d)
+        else:
+            trainer.restore()
+        distributed.on_main(lambda: run.write_config(cfg), d)  # on resume: a new step budget
+        result = trainer.fit()
+        distributed.barrier(d)  # no rank leaves while rank 0 writes the last files
+    return result
 
 
 def _jsonable(value: Any) -> Any:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ganforge.losses import Loss
+from ganforge.train.distributed import plain
 
 Tensor = torch.Tensor
 
@@ -48,14 +49,19 @@ class GANStep:
     # D scores real and fake in one forward when no layer of it mixes samples of a batch:
     # the same maths, one pass instead of two.
     joint_d_pass: bool = field(default=True)
+    # (rank, world) under torchrun: z is drawn for the global batch and sliced (distributed.py)
+    shard: tuple[int, int] = (0, 1)
 
     def __post_init__(self) -> None:
         self.joint_d_pass = self.joint_d_pass and batch_independent(self.D)
 
     def noise(self, like: Tensor) -> Tensor:
         """z ~ N(0, I), ``[len(like), latent_dim]`` on ``like``'s device and dtype, from torch's
-        global generator (seeded by the run)."""
-        return torch.randn(len(like), self.latent_dim, device=like.device, dtype=like.dtype)
+        global generator (seeded by the run); under torchrun this rank's slice of the global z."""
+        rank, world = self.shard
+        n = len(like)
+        z = torch.randn(n * world, self.latent_dim, device=like.device, dtype=like.dtype)
+        return z if world == 1 else z[rank * n : (rank + 1) * n]
 
     def d_logits(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         """D's logits on real ``[N, 1]`` and on fake ``[M, 1]``."""
@@ -86,7 +92,7 @@ class GANStep:
         # (2) update G: minimise -log D(G(z)) ("ns") or log(1 - D(G(z))) ("minimax")
         self.D.requires_grad_(False)  # only d/dx of D is needed: skip D's weight gradients
         try:
-            loss_g = self.loss.g(self.D(fake))
+            loss_g = self.loss.g(plain(self.D)(fake))  # outside DDP: no D gradient to reduce
         finally:
             self.D.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
