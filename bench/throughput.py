@@ -190,8 +190,12 @@ def reference_train(model: str, steps: int, batch_size: int, seed: int = 0) -> f
 # --- ganforge --------------------------------------------------------------------------------
 
 
+# Extra ``key=value`` settings of the ganforge side (``--set``, e.g. train.compile=true).
+EXTRA: list[str] = []
+
+
 def ganforge_config(model: str, steps: int, batch_size: int, threads: int | None) -> Config:
-    overrides = [f"train.steps={steps}", f"train.batch_size={batch_size}", "train.device=cpu"]
+    overrides = [f"train.steps={steps}", f"train.batch_size={batch_size}", *EXTRA]
     if threads:
         overrides.append(f"train.threads={threads}")
     return build(PRESETS[model], None, overrides)
@@ -415,6 +419,8 @@ def run_in_child(side: str, model: str, steps: int, batch: int, threads: int | N
     cmd = [sys.executable, __file__, "--one", side, model, str(steps), str(batch)]
     if threads:
         cmd += ["--threads", str(threads)]
+    for kv in EXTRA:
+        cmd += ["--set", kv]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return Run(**json.loads(out.strip().splitlines()[-1]))
 
@@ -513,7 +519,7 @@ def memory(steps: int, every: float, threads: int | None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="ganforge-mem-") as tmp:
         run = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "ganforge", "train", "--out", str(run), "--quiet"]
-        cmd += ["--steps", str(steps), "train.device=cpu"]
+        cmd += ["--steps", str(steps), *EXTRA]
         if threads:
             cmd.append(f"train.threads={threads}")
         proc = subprocess.Popen(cmd)
@@ -581,6 +587,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="runs of each side (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config setting of the ganforge side, e.g. train.compile=true (repeatable)",
+    )
     p.add_argument("--memory", action="store_true", help="RSS of the default `ganforge train`")
     p.add_argument("--memory-steps", type=int, default=12_000, help="its steps (12000)")
     p.add_argument("--memory-every", type=float, default=2.0, help="seconds between samples")
@@ -590,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    EXTRA.extend(args.set)
     if args.one:
         side, model, steps, batch = args.one
         print(json.dumps(asdict(one_run(side, model, int(steps), int(batch), args.threads))))
