@@ -28,7 +28,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 @dataclass
 class ModelConfig:
-    arch: str = "mlp"  # network family: "mlp" (the course's model) or "dcgan"
+    arch: str = "mlp"  # network family: "mlp" (the course's model), "dcgan" or "progressive"
     latent_dim: int = 100  # size of z ~ N(0, I)
     g_hidden: tuple[int, ...] = (128, 256, 512)  # mlp: G's hidden widths
     d_hidden: tuple[int, ...] = (512, 256)  # mlp: D's hidden widths
@@ -38,6 +38,9 @@ class ModelConfig:
     width: int = 64  # dcgan: channels of D's first and G's last hidden layer
     d_batchnorm: bool = False  # dcgan: BatchNorm in D (not its first layer), as Radford et al.
     g_out: str = "tanh"  # G's output: "tanh" for images in [-1, 1], "linear" for points
+    cond: str = "none"  # label conditioning: none, concat, projection, acgan (nets/conditional.py)
+    num_classes: int = 10  # conditional: number of classes (labels 0 .. num_classes - 1)
+    embed_dim: int = 10  # conditional: size of the label embedding joined to z (and D's input)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class TrainConfig:
     ckpt_every: int = 2000  # steps between checkpoints (one is always written at the end)
     keep_ckpts: int = 2  # checkpoints kept on disk, newest first
     tensorboard: bool = False  # also write TensorBoard events to the run folder
+    aux_weight: float = 1.0  # model.cond=acgan: weight of the auxiliary classifier's loss
 
 
 @dataclass
@@ -132,6 +136,8 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "model.bn_momentum": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "model.width": _POSITIVE,
     "model.g_out": (lambda v: v in ("tanh", "linear"), "one of tanh, linear"),
+    "model.num_classes": (lambda v: v >= 2, ">= 2"),
+    "model.embed_dim": _POSITIVE,
     "data.image_size": _NON_NEGATIVE,
     "data.channels": (lambda v: v in (0, 1, 3), "0, 1 or 3"),
     "data.limit": _NON_NEGATIVE,
@@ -157,6 +163,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.n_samples": _POSITIVE,
     "train.ckpt_every": _POSITIVE,
     "train.keep_ckpts": _POSITIVE,
+    "train.aux_weight": _NON_NEGATIVE,
 }
 
 
@@ -169,8 +176,14 @@ def _choices() -> dict[str, tuple[str, ...]]:
     # Imported late: the tables live beside their implementations.
     from ganforge.losses import LOSSES
     from ganforge.nets import ARCHS
+    from ganforge.nets.conditional import CONDITIONING
 
-    return {"train.loss": tuple(LOSSES), "model.arch": tuple(ARCHS), "preset": tuple(PRESETS)}
+    return {
+        "train.loss": tuple(LOSSES),
+        "model.arch": tuple(ARCHS),
+        "model.cond": ("none", *CONDITIONING),
+        "preset": tuple(PRESETS),
+    }
 
 
 def fields_of(cfg: Config) -> dict[str, type]:

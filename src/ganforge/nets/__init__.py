@@ -40,10 +40,21 @@ def _dcgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modu
     )
 
 
+def _progressive(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    from ganforge.nets import progressive
+
+    return progressive.build(cfg.latent_dim, shape, cfg.width)
+
+
 # One table of architectures: config validation, --help and the tests read it.
-ARCHS: dict[str, Builder] = {"mlp": _mlp, "dcgan": _dcgan}
+ARCHS: dict[str, Builder] = {"mlp": _mlp, "dcgan": _dcgan, "progressive": _progressive}
 
 
 def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for samples of ``shape``; G has a ``latent_dim`` attribute."""
+    """(G, D) for samples of ``shape``; G has a ``latent_dim`` attribute. With ``cfg.cond``
+    other than "none", class-conditional nets G(z, y), D(x, y) (see nets/conditional.py)."""
+    if cfg.cond != "none":
+        from ganforge.nets import conditional
+
+        return conditional.build(cfg, shape)
     return ARCHS[cfg.arch](cfg, shape)

@@ -1,0 +1,122 @@
+"""Conditional nets: label embedding joined to z and D's input, projection D, AC-GAN head."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ganforge import nets
+from ganforge.config import ModelConfig
+from ganforge.nets import conditional as cond
+from ganforge.nets.dcgan import DCGANDiscriminator
+
+SMALL = {
+    "mlp": {"latent_dim": 6, "g_hidden": (16,), "d_hidden": (12,), "embed_dim": 3},
+    "dcgan": {"latent_dim": 6, "width": 4, "embed_dim": 3},
+}
+
+
+def _build(arch: str, mode: str, shape=(1, 28, 28), k: int = 4):
+    cfg = ModelConfig(arch=arch, cond=mode, num_classes=k, **SMALL[arch])
+    torch.manual_seed(0)
+    return nets.build(cfg, shape)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("mode", list(cond.CONDITIONING))
+def test_shapes_for_every_conditioning(arch, mode):
+    g, d = _build(arch, mode)
+    assert g.latent_dim == 6 and g.num_classes == 4 and d.num_classes == 4
+    y = torch.tensor([0, 1, 2, 3, 3])
+    x = g(torch.randn(5, 6), y)
+    assert x.shape == (5, 1, 28, 28) and x.abs().max() <= 1
+    assert d(x, y).shape == (5, 1)
+    logit, aux = cond.d_scores(d, x, y)
+    assert_close = torch.testing.assert_close
+    assert_close(logit, d(x, y))
+    assert (aux is None) == (mode != "acgan")
+    if aux is not None:
+        assert aux.shape == (5, 4)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_generator_is_the_base_net_on_z_joined_with_the_label_embedding(arch):
+    g, _ = _build(arch, "concat")
+    g.eval()
+    z, y = torch.randn(3, 6), torch.tensor([2, 0, 2])
+    by_hand = g.base(torch.cat([z, g.embed.weight[y]], dim=1))
+    torch.testing.assert_close(g(z, y), by_hand)
+    # the label changes the image: same z, two labels, two different pictures
+    assert not torch.allclose(g(z[:1], y[:1]), g(z[:1], torch.tensor([1])))
+
+
+def test_join_label_broadcasts_the_embedding_as_constant_maps():
+    x = torch.arange(2 * 1 * 2 * 2, dtype=torch.float32).view(2, 1, 2, 2)
+    e = torch.tensor([[5.0, -1.0], [7.0, 0.5]])
+    joined = cond.join_label(x, e)
+    assert joined.shape == (2, 3, 2, 2)
+    torch.testing.assert_close(joined[:, :1], x)
+    expected = np.broadcast_to(e.numpy()[:, :, None, None], (2, 2, 2, 2))
+    np.testing.assert_array_equal(joined[:, 1:].numpy(), expected)
+    flat = cond.join_label(torch.ones(2, 3), e)  # points: [N, D + E]
+    np.testing.assert_array_equal(flat.numpy(), [[1, 1, 1, 5, -1], [1, 1, 1, 7, 0.5]])
+    pixels = cond.join_label(x, e, flat=True)  # for a fully connected D: [N, C*H*W + E]
+    np.testing.assert_array_equal(pixels.numpy(), [[0, 1, 2, 3, 5, -1], [4, 5, 6, 7, 7, 0.5]])
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_concat_discriminator_reads_label_maps_from_its_input(arch):
+    _, d = _build(arch, "concat")
+    first = next(m for m in d.base.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    # MLP: 784 pixels + 3 embedding entries; DCGAN: 1 channel + 3 label maps
+    assert (first.in_features if arch == "mlp" else first.in_channels) == (
+        787 if arch == "mlp" else 4
+    )
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_projection_logit_is_psi_plus_inner_product(arch):
+    """D(x, y) = w . phi + b + V_y . phi (Miyato & Koyama 2018), checked in numpy."""
+    _, d = _build(arch, "projection")
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([1, 3, 0, 1])
+    with torch.no_grad():
+        phi = d.trunk(x).numpy().astype(np.float64)
+        got = d(x, y).numpy()
+    w = d.head.weight.detach().numpy().astype(np.float64)[0]
+    b = float(d.head.bias.detach())
+    v = d.embed.weight.detach().numpy().astype(np.float64)
+    expected = phi @ w + b + (v[y.numpy()] * phi).sum(axis=1)
+    np.testing.assert_allclose(got[:, 0], expected, rtol=1e-5, atol=1e-5)
+    # the feature size: MLP D's last hidden width; DCGAN: 2 * width channels on a 7 x 7 map
+    assert phi.shape[1] == (12 if arch == "mlp" else 8 * 7 * 7)
+
+
+def test_projection_trunk_is_the_unconditional_discriminator_minus_its_last_map():
+    _, d = _build("dcgan", "projection")
+    kinds = [type(m).__name__ for m in d.trunk]
+    assert kinds[-1] == "Flatten" and "Conv2d" in kinds
+    # the plain DCGAN D ends in Conv2d(ch, 1, 7) and Flatten; the trunk keeps all before those
+    base = DCGANDiscriminator((1, 28, 28), 4)
+    assert kinds[:-1] == [type(m).__name__ for m in base.net][:-2]
+
+
+def test_acgan_logit_ignores_the_label_and_the_aux_loss_is_cross_entropy():
+    _, d = _build("mlp", "acgan")
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(d(x, torch.tensor([0, 1, 2])), d(x, torch.tensor([3, 3, 3])))
+    logit, aux = d.scores(x)
+    torch.testing.assert_close(logit, d(x))
+    y = torch.tensor([2, 0, 3])
+    a = aux.detach().numpy().astype(np.float64)
+    log_softmax = a - np.log(np.exp(a).sum(axis=1, keepdims=True))
+    expected = -np.mean(log_softmax[np.arange(3), y.numpy()])
+    assert math.isclose(float(cond.acgan_loss(aux, y).detach()), expected, rel_tol=1e-5)
+
+
+def test_unconditional_build_is_unchanged_and_flags():
+    g, d = nets.build(ModelConfig(latent_dim=4, g_hidden=(8,), d_hidden=(8,)), (1, 28, 28))
+    assert not cond.is_conditional(g) and not cond.is_conditional(d)
+    g, d = _build("mlp", "concat")
+    assert cond.is_conditional(g) and cond.is_conditional(d)
