@@ -7,10 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge import nets
+from conftest import TINY
+from ganforge import checkpoint, nets
 from ganforge.config import ModelConfig
 from ganforge.nets import conditional as cond
 from ganforge.nets.dcgan import DCGANDiscriminator
+from ganforge.per_class import class_grid, sampling_labels
+from ganforge.train.step import GANStep
 
 SMALL = {
     "mlp": {"latent_dim": 6, "g_hidden": (16,), "d_hidden": (12,), "embed_dim": 3},
@@ -120,3 +123,106 @@ def test_unconditional_build_is_unchanged_and_flags():
     assert not cond.is_conditional(g) and not cond.is_conditional(d)
     g, d = _build("mlp", "concat")
     assert cond.is_conditional(g) and cond.is_conditional(d)
+
+
+# --- the label path through training and sampling ------------------------------------------
+
+
+def test_step_draws_fakes_with_the_labels_of_each_real_batch():
+    g, d = _build("mlp", "projection")
+    opt_g = torch.optim.Adam(g.parameters())
+    opt_d = torch.optim.Adam(d.parameters())
+    from ganforge.losses import LOSSES
+
+    step = GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6)
+    seen_g = []
+    g.register_forward_pre_hook(lambda m, args: seen_g.append(m.labels(None, len(args[0]))))
+    reals = [torch.zeros(3, 1, 28, 28), torch.zeros(3, 1, 28, 28)]
+    labels = [torch.tensor([0, 1, 2]), torch.tensor([3, 3, 1])]
+    step(reals, labels=labels)
+    # one G forward per D update, each with its real batch's labels
+    assert [s.tolist() for s in seen_g] == [[0, 1, 2], [3, 3, 1]]
+
+
+def test_acgan_step_adds_the_classifier_loss():
+    """With aux_weight = 0 the step is the plain adversarial step; with 1 D's classifier learns."""
+    from ganforge.losses import LOSSES
+
+    x = torch.randn(8, 1, 28, 28)
+    y = torch.tensor([0, 1, 2, 3] * 2)
+    before = []
+    for w in (0.0, 1.0):
+        g, d = _build("mlp", "acgan")
+        opt_g, opt_d = torch.optim.SGD(g.parameters(), 0.1), torch.optim.SGD(d.parameters(), 0.1)
+        torch.manual_seed(1)
+        GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6, aux_weight=w)([x], labels=[y])
+        before.append(d.classifier.weight.detach().clone())
+    _, d0 = _build("mlp", "acgan")
+    # the classifier head only moves through the auxiliary loss
+    assert torch.equal(before[0], d0.classifier.weight)
+    assert not torch.equal(before[1], d0.classifier.weight)
+
+
+def test_class_grid_puts_one_class_per_row():
+    x = torch.arange(5.0).view(5, 1, 1, 1)
+    y = torch.tensor([1, 0, 1, 2, 1])
+    cells, m = class_grid(x, y, 3)
+    assert m == 3
+    # row 0: sample 1, blank, blank; row 1: samples 0, 2, 4; row 2: sample 3, blank, blank
+    assert cells.flatten().tolist() == [1, 0, 0, 0, 2, 4, 3, 0, 0]
+    g, _ = _build("mlp", "concat")
+    assert sampling_labels(g, 6).tolist() == [0, 1, 2, 3, 0, 1]
+    assert sampling_labels(g, 3, label=2).tolist() == [2, 2, 2]
+
+
+def test_conditional_run_end_to_end(cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train",
+        "--out",
+        run,
+        "--steps",
+        "10",
+        "--quiet",
+        *TINY,
+        "model.cond=concat",
+        "train.n_samples=20",
+    )
+    assert code == 0, err
+    code, out, _ = cli("sample", run, "--n", "12", "--label", "7", "--out", tmp_path / "s7.npy")
+    assert code == 0 and "of class 7" in out
+    assert np.load(tmp_path / "s7.npy").shape == (12, 1, 28, 28)
+    # the same z with label 7 gives what G(z, 7) gives by hand
+    from ganforge.sample import load_generator
+
+    g = load_generator(run)
+    z = torch.randn(12, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        by_hand = g(z, torch.full((12,), 7))
+    np.testing.assert_allclose(np.load(tmp_path / "s7.npy"), by_hand.numpy(), atol=1e-6)
+    code, _, err = cli("sample", run, "--label", "10", "--out", tmp_path / "x.png")
+    assert code == 1 and "0..9" in err
+    # a grid with one row per class: 10 rows of 2 samples of 28 pixels, 2-pixel gaps, x2
+    from PIL import Image
+
+    assert cli("sample", run, "--n", "20", "--out", tmp_path / "g.png")[0] == 0
+    assert Image.open(tmp_path / "g.png").size == (2 * (2 * 30 + 2), 2 * (10 * 30 + 2))
+    tensors, _ = checkpoint.read(sorted((run / "checkpoints").glob("*"))[-1])
+    assert "G.embed.weight" in tensors and "D.embed.weight" in tensors
+
+
+def test_unlabelled_data_is_refused_for_a_conditional_run(cli, tmp_path):
+    np.save(tmp_path / "pts.npy", np.random.default_rng(0).normal(size=(64, 2)).astype("f4"))
+    code, _, err = cli(
+        "train",
+        "--data",
+        tmp_path / "pts.npy",
+        "--out",
+        tmp_path / "r",
+        "--steps",
+        "2",
+        "model.cond=concat",
+        "model.g_out=linear",
+        "train.batch_size=8",
+    )
+    assert code == 2 and "labelled data" in err

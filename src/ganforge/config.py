@@ -83,6 +83,8 @@ class TrainConfig:
     keep_ckpts: int = 2  # checkpoints kept on disk, newest first
     tensorboard: bool = False  # also write TensorBoard events to the run folder
     aux_weight: float = 1.0  # model.cond=acgan: weight of the auxiliary classifier's loss
+    stage_steps: int = 1000  # model.arch=progressive: steps at each resolution, fully faded in
+    fade_steps: int = 1000  # model.arch=progressive: steps fading each new resolution in
 
 
 @dataclass
@@ -164,6 +166,8 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.ckpt_every": _POSITIVE,
     "train.keep_ckpts": _POSITIVE,
     "train.aux_weight": _NON_NEGATIVE,
+    "train.stage_steps": _POSITIVE,
+    "train.fade_steps": _NON_NEGATIVE,
 }
 
 

@@ -30,13 +30,20 @@ def load_generator(run: str | Path, device: str = "cpu") -> nn.Module:
 
 
 @torch.no_grad()
-def generate(g: nn.Module, z: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    """G(z) in chunks of ``batch``, in eval mode (BatchNorm uses its running statistics);
-    G's mode is restored afterwards."""
+def generate(
+    g: nn.Module, z: torch.Tensor, batch: int = 1024, y: torch.Tensor | None = None
+) -> torch.Tensor:
+    """G(z) (or G(z, y) for a conditional G and labels ``y`` ``[N]``) in chunks of ``batch``,
+    in eval mode (BatchNorm uses its running statistics); G's mode is restored afterwards."""
     was_training = g.training
     g.eval()
     try:
-        return torch.cat([g(z[i : i + batch]) for i in range(0, len(z), batch)])
+        return torch.cat(
+            [
+                g(z[i : i + batch]) if y is None else g(z[i : i + batch], y[i : i + batch])
+                for i in range(0, len(z), batch)
+            ]
+        )
     finally:
         g.train(was_training)
 
@@ -44,18 +51,32 @@ def generate(g: nn.Module, z: torch.Tensor, batch: int = 1024) -> torch.Tensor:
 @torch.no_grad()
 def sample(run: str | Path, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
     """``n`` samples of the run's G in data space: images ``[n, C, H, W]`` in [-1, 1] or points
-    ``[n, D]``, from z ~ N(0, I) drawn by a generator seeded with ``seed``."""
+    ``[n, D]``, from z ~ N(0, I) drawn by a generator seeded with ``seed`` (for a conditional
+    run, classes 0, 1, ..., K - 1, 0, ... in turn)."""
+    return sample_labelled(run, n, seed, device)[0]
+
+
+@torch.no_grad()
+def sample_labelled(
+    run: str | Path, n: int, seed: int = 0, device: str = "cpu", label: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``sample``, and the labels drawn (None for an unconditional run): all ``label``, or every
+    class in turn."""
+    from ganforge.per_class import sampling_labels
+
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
     g = load_generator(run, device)
+    y = sampling_labels(g, n, label)
     gen = torch.Generator().manual_seed(seed)
     latent = int(g.latent_dim)  # type: ignore[arg-type]
     z = torch.randn(n, latent, generator=gen).to(device)
-    return generate(g, z).cpu()
+    return generate(g, z, y=None if y is None else y.to(device)).cpu(), y
 
 
-def write_samples(x: torch.Tensor, out: Path) -> None:
-    """``.npy`` (float32 data-space array) or ``.png`` (a grid, or a scatter of points)."""
+def write_samples(x: torch.Tensor, out: Path, y: torch.Tensor | None = None) -> None:
+    """``.npy`` (float32 data-space array) or ``.png`` (a grid, or a scatter of points; with
+    labels ``y`` of several classes, one row per class)."""
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".png"):
         raise GanforgeError(f"--out must end in .npy or .png, not '{out.suffix or out.name}'")
@@ -66,4 +87,4 @@ def write_samples(x: torch.Tensor, out: Path) -> None:
         np.save(tmp, x.numpy().astype(np.float32))
         tmp.replace(out)
     else:
-        samples_png(x, out)
+        samples_png(x, out, y=y)

@@ -14,6 +14,12 @@ Three ways to give D the label, one table (``CONDITIONING``) maps their names to
   fakes (``acgan_loss``), i.e. L_C = E[log P(C = c | X_real)] + E[log P(C = c | X_fake)].
 
 G is conditioned the same way in all three: G(z, y) = G_base([z, e(y)]).
+
+Labels reach the nets explicitly, ``G(z, y)`` and ``D(x, y)``, or bound for a training step with
+``bind(y, G, D)``: then ``G(z)`` and ``D(x)`` use the bound labels, so code written for
+unconditional nets (the step, gradient penalties, R1) runs unchanged. Fakes are drawn with the
+labels of the real batch they are scored with, so one label vector serves both; a D input of
+k times the bound batch (real and fake scored in one pass) uses the labels repeated k times.
 """
 
 from __future__ import annotations
@@ -33,7 +39,32 @@ from ganforge.nets.mlp import MLPDiscriminator, MLPGenerator
 Tensor = torch.Tensor
 
 
-class ConditionalGenerator(nn.Module):
+class Labelled(nn.Module):
+    """A net that takes labels, explicitly or bound with ``bind`` (not saved with the weights)."""
+
+    num_classes: int
+    bound: Tensor | None = None
+
+    def labels(self, y: Tensor | None, n: int) -> Tensor:
+        """``y``, or the bound labels ``[M]`` repeated to ``n`` (a multiple of M)."""
+        if y is not None:
+            return y
+        b = self.bound
+        if b is None:
+            raise ValueError(f"{type(self).__name__} needs labels: call it with y, or bind them")
+        if n % len(b):
+            raise ValueError(f"{n} samples for {len(b)} bound labels")
+        return b.repeat(n // len(b))
+
+
+def bind(y: Tensor | None, *modules: nn.Module) -> None:
+    """Bind labels ``y`` ``[N]`` to the conditional nets among ``modules`` (None unbinds)."""
+    for m in modules:
+        if isinstance(m, Labelled):
+            m.bound = y
+
+
+class ConditionalGenerator(Labelled):
     """G(z, y) = base([z, e(y)]): z ``[N, latent]``, y ``[N]`` int64 -> samples of ``base``."""
 
     def __init__(self, base: nn.Module, latent_dim: int, num_classes: int, embed_dim: int) -> None:
@@ -43,8 +74,9 @@ class ConditionalGenerator(nn.Module):
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, embed_dim)  # e(y) [N, E]
 
-    def forward(self, z: Tensor, y: Tensor) -> Tensor:
-        return self.base(torch.cat([z, self.embed(y)], dim=1))  # base sees [N, latent + E]
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        e = self.embed(self.labels(y, len(z)))
+        return self.base(torch.cat([z, e], dim=1))  # base sees [N, latent + E]
 
 
 def join_label(x: Tensor, e: Tensor, flat: bool = False) -> Tensor:
@@ -56,7 +88,7 @@ def join_label(x: Tensor, e: Tensor, flat: bool = False) -> Tensor:
     return torch.cat([x.flatten(1), e], dim=1)
 
 
-class ConcatDiscriminator(nn.Module):
+class ConcatDiscriminator(Labelled):
     """D(x, y) = base(join_label(x, e(y))) (Mirza & Osindero 2014) -> logit ``[N, 1]``."""
 
     def __init__(self, base: nn.Module, num_classes: int, embed_dim: int, flat: bool) -> None:
@@ -66,11 +98,11 @@ class ConcatDiscriminator(nn.Module):
         self.flat = flat  # True for a fully connected base: join to the flattened pixels
         self.embed = nn.Embedding(num_classes, embed_dim)
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.base(join_label(x, self.embed(y), self.flat))
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.base(join_label(x, self.embed(self.labels(y, len(x))), self.flat))
 
 
-class ProjectionDiscriminator(nn.Module):
+class ProjectionDiscriminator(Labelled):
     """D(x, y) = psi(phi(x)) + <embed(y), phi(x)> (Miyato & Koyama 2018) -> logit ``[N, 1]``.
 
     ``trunk`` maps x to features phi(x) ``[N, F]``.
@@ -84,12 +116,13 @@ class ProjectionDiscriminator(nn.Module):
         self.embed = nn.Embedding(num_classes, features)  # the class vectors V, [K, F]
         nn.init.normal_(self.embed.weight, 0.0, 1.0 / math.sqrt(features))
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         h = self.trunk(x)  # [N, F]
-        return self.head(h) + (self.embed(y) * h).sum(dim=1, keepdim=True)
+        v = self.embed(self.labels(y, len(x)))  # [N, F]
+        return self.head(h) + (v * h).sum(dim=1, keepdim=True)
 
 
-class ACGANDiscriminator(nn.Module):
+class ACGANDiscriminator(Labelled):
     """An unconditional real/fake logit and an auxiliary classifier on shared features
     (Odena et al. 2017). ``forward(x, y)`` ignores y and returns the logit ``[N, 1]``;
     ``scores(x)`` returns (logit ``[N, 1]``, class logits ``[N, K]``) from one trunk pass."""
@@ -120,6 +153,17 @@ def d_scores(d: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]
 def acgan_loss(class_logits: Tensor, y: Tensor) -> Tensor:
     """Cross-entropy -mean log P(C = y | x) of the auxiliary classifier (Odena et al. 2017)."""
     return F.cross_entropy(class_logits, y)
+
+
+def aux_terms(d: nn.Module, *xs: Tensor) -> Tensor | None:
+    """AC-GAN's classifier loss on the bound labels, summed over the batches ``xs``: for D's
+    update CE(c(real), y) + CE(c(fake), y), for G's CE(c(fake), y); None for other
+    discriminators. It costs one more D pass per batch than the adversarial term: kept apart
+    from the step's maths for clarity."""
+    if not isinstance(d, ACGANDiscriminator):
+        return None
+    y = d.labels(None, len(xs[0]))
+    return sum((acgan_loss(d.scores(x)[1], y) for x in xs), torch.zeros((), device=y.device))
 
 
 def is_conditional(module: nn.Module) -> bool:

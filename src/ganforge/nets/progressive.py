@@ -117,7 +117,18 @@ def _conv_block(c_in: int, c_out: int, leak: float, pixelnorm: bool) -> list[nn.
     return [*layers, PixelNorm()] if pixelnorm else layers
 
 
-class ProgressiveGenerator(nn.Module):
+class _Staged(nn.Module):
+    """The current stage and fade weight, as buffers (saved with the weights)."""
+
+    stage: Tensor  # int64 scalar
+    alpha: Tensor  # float scalar in [0, 1]
+
+    def set_stage(self, stage: int, alpha: float) -> None:
+        self.stage.fill_(stage)
+        self.alpha.fill_(alpha)
+
+
+class ProgressiveGenerator(_Staged):
     """z ``[N, latent]`` -> images ``[N, C, size, size]`` in [-1, 1] at the current stage,
     upsampled to ``size``."""
 
@@ -146,12 +157,8 @@ class ProgressiveGenerator(nn.Module):
             to_rgb.append(EqualizedConv2d(co, c, 1, gain=1.0))
         self.blocks = nn.ModuleList(blocks)
         self.to_rgb = nn.ModuleList(to_rgb)
-        self.register_buffer("stage", torch.tensor(self.stages - 1))
+        self.register_buffer("stage", torch.tensor(0))  # set by the schedule
         self.register_buffer("alpha", torch.tensor(1.0))
-
-    def set_stage(self, stage: int, alpha: float) -> None:
-        self.stage.fill_(stage)
-        self.alpha.fill_(alpha)
 
     def forward_stage(self, z: Tensor, stage: int, alpha: float) -> Tensor:
         """The image at stage ``stage`` (resolution 4 * 2^stage), before the final upsampling."""
@@ -175,7 +182,7 @@ class ProgressiveGenerator(nn.Module):
         return F.interpolate(img, scale_factor=float(factor), mode="nearest") if factor > 1 else img
 
 
-class ProgressiveDiscriminator(nn.Module):
+class ProgressiveDiscriminator(_Staged):
     """images ``[N, C, size, size]`` -> logit ``[N, 1]``, judged at the current stage."""
 
     mixes_batch = True  # the minibatch-stddev layer: real and fake must be scored apart
@@ -209,12 +216,8 @@ class ProgressiveDiscriminator(nn.Module):
             nn.LeakyReLU(leak),
             EqualizedLinear(c0, 1, gain=1.0),
         )
-        self.register_buffer("stage", torch.tensor(self.stages - 1))
+        self.register_buffer("stage", torch.tensor(0))  # set by the schedule
         self.register_buffer("alpha", torch.tensor(1.0))
-
-    def set_stage(self, stage: int, alpha: float) -> None:
-        self.stage.fill_(stage)
-        self.alpha.fill_(alpha)
 
     def forward_stage(self, x: Tensor, stage: int, alpha: float) -> Tensor:
         """The logit of images ``x`` at stage ``stage``'s resolution."""

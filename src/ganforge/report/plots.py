@@ -36,11 +36,18 @@ def _png_bytes(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def samples_png(x: torch.Tensor, path: Path, scale: int = 2) -> None:
-    """Write samples as a PNG: a grid of images, or a scatter of 2-D / histogram of 1-D points."""
+def samples_png(x: torch.Tensor, path: Path, scale: int = 2, y: torch.Tensor | None = None) -> None:
+    """Write samples as a PNG: a grid of images (one row per class when labels ``y`` of more
+    than one class come with them), or a scatter of 2-D / histogram of 1-D points."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if x.ndim == 4:
-        grid = image_grid(x)
+        if y is not None and len(y.unique()) > 1:
+            from ganforge.per_class import class_grid
+
+            cells, per_row = class_grid(x.cpu(), y.cpu(), int(y.max()) + 1)
+            grid = image_grid(cells, nrow=per_row)
+        else:
+            grid = image_grid(x)
         img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
         if scale > 1:
             img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ganforge.losses import Loss
+from ganforge.nets.conditional import aux_terms, bind
 from ganforge.train.distributed import plain
 
 Tensor = torch.Tensor
@@ -51,6 +52,7 @@ class GANStep:
     joint_d_pass: bool = field(default=True)
     # (rank, world) under torchrun: z is drawn for the global batch and sliced (distributed.py)
     shard: tuple[int, int] = (0, 1)
+    aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classifier's loss
 
     def __post_init__(self) -> None:
         self.joint_d_pass = self.joint_d_pass and batch_independent(self.D)
@@ -77,9 +79,12 @@ class GANStep:
         with torch.set_grad_enabled(keep_graph):
             fake = self.G(z)
         real_logits, fake_logits = self.d_logits(real, fake.detach())
-        loss_d = self.loss.d(real_logits, fake_logits)
+        loss_d = total = self.loss.d(real_logits, fake_logits)
+        aux = aux_terms(plain(self.D), real, fake.detach())  # AC-GAN's classifier, on both
+        if aux is not None:
+            total = total + self.aux_weight * aux
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        total.backward()
         stats = {
             "loss_d": loss_d.detach(),
             "d_real": torch.sigmoid(real_logits.detach()).mean(),  # mean D(x)
@@ -92,22 +97,31 @@ class GANStep:
         # (2) update G: minimise -log D(G(z)) ("ns") or log(1 - D(G(z))) ("minimax")
         self.D.requires_grad_(False)  # only d/dx of D is needed: skip D's weight gradients
         try:
-            loss_g = self.loss.g(plain(self.D)(fake))  # outside DDP: no D gradient to reduce
+            loss_g = total = self.loss.g(plain(self.D)(fake))  # outside DDP: no D gradient
+            aux = aux_terms(plain(self.D), fake)  # AC-GAN: fakes of the class asked for
+            if aux is not None:
+                total = total + self.aux_weight * aux
         finally:
             self.D.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        total.backward()
         return {"loss_g": loss_g.detach()}
 
-    def __call__(self, reals: list[Tensor], measure: bool = False) -> dict[str, Tensor]:
-        """k = ``len(reals)`` D updates, one per real batch, then one G update.
+    def __call__(
+        self, reals: list[Tensor], measure: bool = False, labels: list[Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """k = ``len(reals)`` D updates, one per real batch, then one G update. A conditional
+        G and D get each batch's ``labels``: fakes are drawn with the labels of the reals.
 
         Returns detached scalar tensors (no host sync); gradient norms only when ``measure``.
         """
+        ys: list[Tensor | None] = list(labels) if labels is not None else [None] * len(reals)
         *early, last = reals
-        for real in early:
+        for real, y in zip(early, ys, strict=False):
+            bind(y, plain(self.G), plain(self.D))
             self.d_update(real, keep_graph=False)
             self.opt_d.step()
+        bind(ys[-1], plain(self.G), plain(self.D))
         fake, stats = self.d_update(last, keep_graph=True)  # its fakes serve G's update
         if measure:
             stats["grad_d"] = grad_norm(self.D)

@@ -1,0 +1,138 @@
+"""Inpainting with a trained G (Yeh et al. 2017): weights, blending, files, the CLI, the claim."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganforge.errors import GanforgeError
+from ganforge.inpaint import (
+    importance_weights,
+    inpaint,
+    poisson_blend,
+    read_image,
+    read_mask,
+    rect_hole,
+)
+
+
+def test_importance_weights_by_hand():
+    hole = torch.zeros(1, 4, 4)
+    hole[0, 0, 0] = 1  # one missing pixel in the corner
+    w = importance_weights(hole, window=3)
+    expected = np.zeros((4, 4))
+    # its 3 known neighbours each see 1 hole pixel among the 9 of their window
+    expected[0, 1] = expected[1, 0] = expected[1, 1] = 1 / 9
+    np.testing.assert_allclose(w[0].numpy(), expected, atol=1e-7)
+
+
+def _poisson_reference(source, target, hole):
+    """Solve the discrete Poisson equation in the hole directly (dense numpy)."""
+    h, w = target.shape
+    idx = {p: i for i, p in enumerate(zip(*np.nonzero(hole), strict=True))}
+    a = np.zeros((len(idx), len(idx)))
+    b = np.zeros(len(idx))
+    for (r, c), i in idx.items():
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            rr, cc = r + dr, c + dc
+            if not (0 <= rr < h and 0 <= cc < w):
+                continue
+            a[i, i] += 1
+            b[i] += source[r, c] - source[rr, cc]
+            if (rr, cc) in idx:
+                a[i, idx[(rr, cc)]] -= 1
+            else:
+                b[i] += target[rr, cc]
+    out = target.copy()
+    out[hole.astype(bool)] = np.linalg.solve(a, b)
+    return out
+
+
+def test_poisson_blend_solves_the_poisson_equation():
+    rng = np.random.default_rng(0)
+    target = rng.uniform(-0.5, 0.5, (6, 7))
+    source = rng.uniform(-0.5, 0.5, (6, 7))
+    hole = np.zeros((6, 7))
+    hole[1:4, 2:7] = 1  # touches the right border
+    got = poisson_blend(
+        torch.tensor(source[None]), torch.tensor(target[None]), torch.tensor(hole[None])
+    )
+    np.testing.assert_allclose(got[0].numpy(), _poisson_reference(source, target, hole), atol=1e-6)
+
+
+def test_poisson_blend_removes_a_constant_offset():
+    """G's picture brighter by a constant has the right gradients: the blend is the truth."""
+    target = torch.linspace(-0.5, 0.5, 64).view(1, 8, 8)
+    hole = torch.zeros(1, 8, 8)
+    hole[:, 2:6, 2:6] = 1
+    got = poisson_blend(target + 0.3, target, hole)
+    torch.testing.assert_close(got, target, atol=1e-5, rtol=0)
+
+
+def test_rect_and_mask_files(tmp_path):
+    hole = rect_hole("14,0,28,14", (28, 28))  # top-right quarter
+    assert hole.shape == (1, 28, 28) and int(hole.sum()) == 196
+    assert hole[0, 0, 14] == 1 and hole[0, 0, 13] == 0 and hole[0, 14, 20] == 0
+    for bad in ("1,2,3", "0,0,0,5", "0,0,29,5", "a,b,c,d"):
+        with pytest.raises(GanforgeError, match="rect"):
+            rect_hole(bad, (28, 28))
+    m = np.zeros((28, 28), np.uint8)
+    m[5:9, 3:7] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png", (28, 28))[0].numpy(), m > 127)
+    img = np.arange(784, dtype=np.uint8).reshape(28, 28)
+    Image.fromarray(img).save(tmp_path / "i.png")
+    x = read_image(tmp_path / "i.png", (1, 28, 28))
+    np.testing.assert_allclose(x[0].numpy(), img / 127.5 - 1, atol=1e-6)
+    with pytest.raises(GanforgeError, match="no such file"):
+        read_image(tmp_path / "none.png", (1, 28, 28))
+    (tmp_path / "junk.png").write_text("not a picture")
+    with pytest.raises(GanforgeError, match="not a readable image"):
+        read_mask(tmp_path / "junk.png", (28, 28))
+
+
+class _LinearG(torch.nn.Module):
+    """G(z) = tanh(mean + z B), a linear-Gaussian generator: the search has a known optimum."""
+
+    def __init__(self, mean, basis):
+        super().__init__()
+        self.latent_dim = basis.shape[0]
+        self.mean, self.basis = mean, torch.nn.Parameter(basis)
+
+    def forward(self, z):
+        return torch.tanh(self.mean + z @ self.basis).view(len(z), 1, 6, 6)
+
+
+class _FlatD(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(36, 1))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w
+
+
+def test_search_recovers_an_image_the_generator_can_make():
+    torch.manual_seed(0)
+    g = _LinearG(torch.zeros(36), torch.randn(3, 36) * 0.5)
+    z_true = torch.tensor([[0.7, -1.2, 0.4]])
+    with torch.no_grad():
+        truth = g(z_true)[0]
+    hole = rect_hole("3,0,6,3", (6, 6))
+    result = inpaint(g, _FlatD(), truth, hole, steps=400, restarts=4, lam=0.0, blend="paste")
+    torch.testing.assert_close(result.filled, truth, atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        result.filled[hole.expand(1, 6, 6) == 0], truth[hole.expand(1, 6, 6) == 0]
+    )
+    assert result.label is None and result.context_loss < 0.01
+
+
+def test_bad_holes_are_refused():
+    g = _LinearG(torch.zeros(36), torch.randn(3, 36))
+    x = torch.zeros(1, 6, 6)
+    with pytest.raises(GanforgeError, match="no pixel"):
+        inpaint(g, _FlatD(), x, torch.zeros(1, 6, 6))
+    with pytest.raises(GanforgeError, match="every pixel"):
+        inpaint(g, _FlatD(), x, torch.ones(1, 6, 6))
+    with pytest.raises(GanforgeError, match="blend"):
+        inpaint(g, _FlatD(), x, rect_hole("0,0,2,2", (6, 6)), blend="smudge")
