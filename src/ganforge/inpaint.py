@@ -6,6 +6,7 @@ G(z)'s pixels into the hole:
     z* = argmin_z  L_c(z) + lambda * L_p(z)
     L_c(z) = || W * (G(z) - x) ||_1         context loss on the known pixels, weighted by
     W_i = (holes among the window around i) / (window size) for known i, 0 in the hole
+                                            (or 1 for every known pixel: ``window`` = 0)
     L_p(z) = -log D(G(z)) = softplus(-l)    prior loss (Yeh et al. write log(1 - D(G(z))); its
                                             non-saturating form keeps a gradient where D is sure)
 
@@ -66,7 +67,10 @@ def load_nets(run: str | Path, device: str = "cpu") -> tuple[nn.Module, nn.Modul
 def importance_weights(hole: Tensor, window: int = 7) -> Tensor:
     """W ``[1, H, W]``: for a known pixel, the fraction of hole pixels in the ``window`` x
     ``window`` square around it (zero padding outside the image); 0 inside the hole (Yeh et al.
-    2017, eq. 4). Known pixels next to the hole count most."""
+    2017, eq. 4). Known pixels next to the hole count most. ``window`` = 0: every known pixel
+    counts 1 (the plain context loss)."""
+    if window == 0:
+        return 1 - hole.float()
     near = F.avg_pool2d(
         hole[None].float(), window, stride=1, padding=window // 2, count_include_pad=True
     )[0]
