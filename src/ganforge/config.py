@@ -123,6 +123,47 @@ PRESETS: dict[str, Preset] = {
             "train.log_every": 50,
         },
     ),
+    "mnist-cgan": Preset(
+        "conditional MLP GAN (label embedding joined to z and to D's input) on the bundled "
+        "5k MNIST images (~3 min)",
+        {"model.cond": "concat", "train.n_samples": 80},
+    ),
+    "mnist-dcgan-cond": Preset(
+        "conditional DCGAN with a projection discriminator on the bundled 5k MNIST (~3 min)",
+        {
+            "model.arch": "dcgan",
+            "model.cond": "projection",
+            "model.width": 32,
+            "model.bn_momentum": 0.1,
+            "data.image_size": 28,
+            "train.steps": 2500,
+            "train.sample_every": 500,
+            "train.ckpt_every": 1000,
+            "train.log_every": 50,
+            "train.n_samples": 80,
+        },
+    ),
+    "mnist-progressive": Preset(
+        "progressive growing 4 -> 8 -> 16 -> 32 on the bundled 5k MNIST padded to 32 x 32 "
+        "(~10 min)",
+        {
+            "model.arch": "progressive",
+            "model.width": 8,
+            "model.latent_dim": 64,
+            "data.image_size": 32,
+            "optim.lr_g": 1e-3,
+            "optim.lr_d": 1e-3,
+            "optim.betas_g": (0.0, 0.99),  # Karras et al. 2018: beta1 = 0, beta2 = 0.99
+            "optim.betas_d": (0.0, 0.99),
+            "train.batch_size": 32,
+            "train.stage_steps": 300,
+            "train.fade_steps": 300,
+            "train.steps": 2400,
+            "train.sample_every": 300,
+            "train.ckpt_every": 300,
+            "train.log_every": 50,
+        },
+    ),
 }
 
 SECTIONS = ("model", "data", "optim", "train")
