@@ -64,6 +64,14 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
         metavar="L",
         help="conditional runs: the class to draw (default: search every class)",
     )
+    s.add_argument(
+        "--window",
+        type=int,
+        default=7,
+        metavar="W",
+        help="context weights: known pixels count by the share of hole pixels in the W x W "
+        "window around them (Yeh et al.; 7); 0 counts every known pixel equally",
+    )
     s.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the starting z (0)")
 
 
@@ -71,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from ganforge.errors import GanforgeError
     from ganforge.inpaint import inpaint, load_nets, read_image, read_mask, rect_hole, write_pngs
 
-    if args.steps < 0 or args.restarts < 1 or args.lam < 0:
-        raise GanforgeError("--steps must be >= 0, --restarts >= 1 and --lam >= 0")
+    if args.steps < 0 or args.restarts < 1 or args.lam < 0 or args.window < 0:
+        raise GanforgeError("--steps, --lam and --window must be >= 0, --restarts >= 1")
     out: Path = args.out or args.image.with_name(f"{args.image.stem}-inpainted.png")
     if out.suffix.lower() != ".png":
         raise GanforgeError(f"--out must end in .png, not '{out.suffix or out.name}'")
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         blend=args.blend,
         label=args.label,
         seed=args.seed,
+        window=args.window,
     )
     pair = write_pngs(result, out)
     label = "" if result.label is None else f", class {result.label}"
