@@ -226,3 +226,36 @@ def test_unlabelled_data_is_refused_for_a_conditional_run(cli, tmp_path):
         "train.batch_size=8",
     )
     assert code == 2 and "labelled data" in err
+
+
+class _SaysThree(nn.Module):
+    """A stand-in classifier: features = 8 pixel means, logits always favour class 3."""
+
+    def forward(self, x):
+        f = torch.nn.functional.adaptive_avg_pool2d(x, (2, 4)).flatten(1)  # [N, 8]
+        logits = torch.zeros(len(x), 10)
+        logits[:, 3] = 5.0
+        return f, logits
+
+
+def test_per_class_evaluation_reads_the_classifier_per_requested_label(cli, tmp_path):
+    from ganforge.data import load_dataset
+    from ganforge.errors import GanforgeError
+    from ganforge.per_class import evaluate_classes
+
+    run = tmp_path / "run"
+    assert cli("train", "--out", run, "--steps", "4", "--quiet", *TINY, "model.cond=acgan")[0] == 0
+    data = load_dataset("mnist5k", limit=400)
+    x, y = data.batch(torch.arange(len(data))), data.y
+    out = evaluate_classes(run, x, y, n_per_class=20, features=_SaysThree())
+    acc = [r["accuracy"] for r in out["classes"]]
+    assert acc == [0.0, 0.0, 0.0, 1.0] + [0.0] * 6  # only the samples asked to be 3 pass
+    assert out["accuracy"] == pytest.approx(0.1)
+    assert all(
+        0 <= r["recall"] <= 1 and r["fid"] >= 0 and r["fid_floor"] >= 0 for r in out["classes"]
+    )
+    assert out["min_recall"] == min(r["recall"] for r in out["classes"])
+    plain = tmp_path / "plain"
+    assert cli("train", "--out", plain, "--steps", "2", "--quiet", *TINY)[0] == 0
+    with pytest.raises(GanforgeError, match="not a conditional run"):
+        evaluate_classes(plain, x, y, n_per_class=20, features=_SaysThree())
