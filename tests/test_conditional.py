@@ -53,6 +53,11 @@ def test_generator_is_the_base_net_on_z_joined_with_the_label_embedding(arch):
     torch.testing.assert_close(g(z, y), by_hand)
     # the label changes the image: same z, two labels, two different pictures
     assert not torch.allclose(g(z[:1], y[:1]), g(z[:1], torch.tensor([1])))
+    # no labels: the classes in turn; bound labels: those
+    torch.testing.assert_close(g(z), g(z, torch.tensor([0, 1, 2])))
+    cond.bind(torch.tensor([3]), g)
+    torch.testing.assert_close(g(z), g(z, torch.tensor([3, 3, 3])))
+    cond.bind(None, g)
 
 
 def test_join_label_broadcasts_the_embedding_as_constant_maps():

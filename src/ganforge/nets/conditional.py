@@ -65,7 +65,11 @@ def bind(y: Tensor | None, *modules: nn.Module) -> None:
 
 
 class ConditionalGenerator(Labelled):
-    """G(z, y) = base([z, e(y)]): z ``[N, latent]``, y ``[N]`` int64 -> samples of ``base``."""
+    """G(z, y) = base([z, e(y)]): z ``[N, latent]``, y ``[N]`` int64 -> samples of ``base``.
+
+    With no labels given or bound, G(z) draws the classes in turn (0, 1, ..., K - 1, 0, ...),
+    so code written for unconditional generators (evaluation, sample grids) gets every class
+    equally often."""
 
     def __init__(self, base: nn.Module, latent_dim: int, num_classes: int, embed_dim: int) -> None:
         super().__init__()
@@ -75,6 +79,8 @@ class ConditionalGenerator(Labelled):
         self.embed = nn.Embedding(num_classes, embed_dim)  # e(y) [N, E]
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if y is None and self.bound is None:
+            y = torch.arange(len(z), device=z.device) % self.num_classes
         e = self.embed(self.labels(y, len(z)))
         return self.base(torch.cat([z, e], dim=1))  # base sees [N, latent + E]
 
