@@ -38,6 +38,12 @@ class ModelConfig:
     width: int = 64  # dcgan: channels of D's first and G's last hidden layer
     d_batchnorm: bool = False  # dcgan: BatchNorm in D (not its first layer), as Radford et al.
     g_out: str = "tanh"  # G's output: "tanh" for images in [-1, 1], "linear" for points
+    spectral_norm: bool = False  # D's weights divided by their largest singular value (Miyato 2018)
+    d_dropout: float = 0.0  # dropout probability after each hidden activation of D; 0 = off
+    minibatch_discrimination: int = 0  # B kernels of Salimans' minibatch layer in D; 0 = off
+    minibatch_kernel_dim: int = 5  # C, the size of each minibatch-discrimination kernel
+    minibatch_stddev: bool = False  # append the batch's mean feature std to D's features (Karras)
+    virtual_batch_norm: bool = False  # G's BatchNorm from a fixed reference batch (Salimans 2016)
 
 
 @dataclass
@@ -65,6 +71,7 @@ class TrainConfig:
     steps: int = 12_000  # generator updates
     batch_size: int = 64  # real samples per D update, fake samples per update
     d_steps: int = 1  # k: D updates per G update (Goodfellow et al. 2014, Algorithm 1)
+    g_steps: int = 1  # G updates per step, after the k D updates
     seed: int = 0  # seeds weights, noise and data order
     device: str = "auto"  # auto (cuda when available), cpu, cuda (the local rank's GPU), cuda:N
     precision: str = "fp32"  # fp32, tf32 (CUDA matmuls), bf16 or fp16 autocast (fp16 loss-scaled)
@@ -82,12 +89,27 @@ class TrainConfig:
 
 
 @dataclass
+class StabConfig:
+    gp: float = 0.0  # gradient penalty lambda (Gulrajani 2017), any loss; 0 = off (wgan-gp: 10)
+    r1: float = 0.0  # gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018)
+    clip: float = 0.01  # loss=wgan: D's weights clipped to [-clip, clip] after each D update
+    label_smoothing: bool = False  # one-sided label smoothing: real targets smooth_real, fake 0
+    smooth_real: float = 0.9  # the real target alpha of label smoothing (Salimans 2016)
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs at step 0; 0 = off
+    noise_steps: int = 0  # steps over which that std falls linearly to 0; 0 means train.steps
+    feature_matching: float = 0.0  # weight of ||E f(x) - E f(G(z))||^2 in G's loss; 0 = off
+    historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2, G and D
+    ema: float = 0.0  # beta of the moving average of G's weights, used for samples; 0 = off
+
+
+@dataclass
 class Config:
     preset: str = "mnist-mlp"  # the preset this config started from
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stab: StabConfig = field(default_factory=StabConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -119,7 +141,7 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-SECTIONS = ("model", "data", "optim", "train")
+SECTIONS = ("model", "data", "optim", "train", "stab")
 
 # Checks of range and choice, one row per field: (predicate, what the value must be).
 _POSITIVE = (lambda v: v > 0, "> 0")
@@ -132,6 +154,9 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "model.bn_momentum": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "model.width": _POSITIVE,
     "model.g_out": (lambda v: v in ("tanh", "linear"), "one of tanh, linear"),
+    "model.d_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "model.minibatch_discrimination": _NON_NEGATIVE,
+    "model.minibatch_kernel_dim": _POSITIVE,
     "data.image_size": _NON_NEGATIVE,
     "data.channels": (lambda v: v in (0, 1, 3), "0, 1 or 3"),
     "data.limit": _NON_NEGATIVE,
@@ -142,6 +167,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.steps": _POSITIVE,
     "train.batch_size": _POSITIVE,
     "train.d_steps": _POSITIVE,
+    "train.g_steps": _POSITIVE,
     "train.seed": _NON_NEGATIVE,
     "train.device": (
         lambda v: v in ("auto", "cpu", "cuda") or (v[:5] == "cuda:" and v[5:].isdigit()),
@@ -157,6 +183,15 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.n_samples": _POSITIVE,
     "train.ckpt_every": _POSITIVE,
     "train.keep_ckpts": _POSITIVE,
+    "stab.gp": _NON_NEGATIVE,
+    "stab.r1": _NON_NEGATIVE,
+    "stab.clip": _POSITIVE,
+    "stab.smooth_real": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "stab.instance_noise": _NON_NEGATIVE,
+    "stab.noise_steps": _NON_NEGATIVE,
+    "stab.feature_matching": _NON_NEGATIVE,
+    "stab.historical_averaging": _NON_NEGATIVE,
+    "stab.ema": (lambda v: 0 <= v < 1, "in [0, 1)"),
 }
 
 

@@ -15,13 +15,14 @@ from ganforge.train.run import RunFolder
 
 
 def load_generator(run: str | Path, device: str = "cpu") -> nn.Module:
-    """G of the newest checkpoint of ``run``, in eval mode (BatchNorm uses running statistics)."""
+    """G of the newest checkpoint of ``run``, in eval mode (BatchNorm uses running statistics):
+    the moving average of G's weights when the run kept one (``stab.ema``)."""
     folder = RunFolder(Path(run))
     cfg = folder.read_config()
     tensors, meta = checkpoint.read(folder.latest_checkpoint())
     shape = tuple(int(s) for s in meta["data_shape"])
     g, _ = nets.build(cfg.model, shape)
-    g_state = checkpoint.subset(tensors, "G")
+    g_state = checkpoint.subset(tensors, "G_ema") or checkpoint.subset(tensors, "G")
     try:
         g.load_state_dict(g_state)
     except RuntimeError as e:

@@ -45,5 +45,8 @@ ARCHS: dict[str, Builder] = {"mlp": _mlp, "dcgan": _dcgan}
 
 
 def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for samples of ``shape``; G has a ``latent_dim`` attribute."""
-    return ARCHS[cfg.arch](cfg, shape)
+    """(G, D) for samples of ``shape``, with the layers of the model's switches (spectral norm,
+    minibatch layers, virtual batch norm, dropout); G has a ``latent_dim`` attribute."""
+    from ganforge.nets.layers import apply_switches
+
+    return apply_switches(*ARCHS[cfg.arch](cfg, shape), cfg, shape)

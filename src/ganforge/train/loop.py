@@ -30,7 +30,7 @@ from ganforge.sample import generate
 from ganforge.train import device as devices
 from ganforge.train import distributed
 from ganforge.train.run import RunFolder, default_out
-from ganforge.train.step import GANStep
+from ganforge.train.step import GANStep, make_tricks
 
 # Keys a resumed run may change: they do not alter the maths of the steps already taken.
 RESUMABLE_KEYS = frozenset(
@@ -82,7 +82,9 @@ def build_step(cfg: Config, shape: tuple[int, ...], device: torch.device) -> GAN
     # measured 4x faster than the default for-loop Adam for the course's model on CPU.
     opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=o.betas_g, fused=True)
     opt_d = torch.optim.Adam(d.parameters(), lr=o.lr_d, betas=o.betas_d, fused=True)
-    return GANStep(g, d, opt_g, opt_d, LOSSES[cfg.train.loss], cfg.model.latent_dim)
+    loss = LOSSES[cfg.train.loss]
+    tricks = make_tricks(cfg, g, d, loss)
+    return GANStep(g, d, opt_g, opt_d, loss, cfg.model.latent_dim, tricks=tricks)
 
 
 def seed_everything(seed: int) -> None:
@@ -212,7 +214,8 @@ class Trainer:
             )
         seed_everything(t.seed)
         self.gan = build_step(cfg, self.data.sample_shape, self.device)
-        self.modules = {"G": self.gan.G, "D": self.gan.D}  # plain: checkpoints and samples
+        # plain modules: checkpoints and samples (G_ema, historical means: when switched on)
+        self.modules = {"G": self.gan.G, "D": self.gan.D, **self.gan.tricks.modules()}
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
         note = devices.accelerate(self.gan, t, self.device, d)  # DDP, autocast, ... when asked
         if note and not self.quiet:
@@ -238,7 +241,7 @@ class Trainer:
         self.sampler.load_state_dict(checkpoint.subset(tensors, "sampler") | meta["sampler"])
         self.meter.load_state_dict(checkpoint.subset(tensors, "meter"), meta["meter"])
         devices.restore_cuda_rng(tensors, meta, self.device)
-        self.step = int(meta["step"])
+        self.step = self.gan.t = int(meta["step"])
         distributed.on_main(lambda: self.run.truncate_metrics(self.step), self.dist)
 
     def save_checkpoint(self) -> None:
@@ -270,7 +273,7 @@ class Trainer:
     def save_samples(self) -> None:
         if not self.dist.is_main:
             return
-        x = generate(self.modules["G"], self.z_fixed)
+        x = generate(self.modules.get("G_ema", self.modules["G"]), self.z_fixed)
         samples_png(x, self.run.sample_path(self.step))
         if self.writer is not None and x.ndim == 4:
             self.writer.add_images("samples", (x + 1) / 2, self.step)
