@@ -35,6 +35,9 @@ KNOWN_METRICS: dict[str, bool | None] = {
     "high_quality": True,
     "kl": False,
     "fid": False,
+    "kid": False,
+    "precision": True,
+    "recall": True,
     "loss_d": None,
     "loss_g": None,
     "d_real": None,
@@ -189,7 +192,7 @@ def measure(cfg: cfglib.Config, run: Path, n: int) -> dict[str, float]:
         if mixture is None:
             return {}
         return _mode_metrics(x, mixture)
-    return _image_metrics(run, n)
+    return _image_metrics(cfg, run, n)
 
 
 def _mixture(source: str) -> Any:
@@ -211,17 +214,28 @@ def _mode_metrics(x: Any, mixture: Any) -> dict[str, float]:
     return {k: float(v) for k, v in table.items() if isinstance(v, (int, float))}
 
 
-def _image_metrics(run: Path, n: int) -> dict[str, float]:
-    """FID from ``ganforge.metrics.evaluate`` when it exists; {} (training measurements only)
-    otherwise."""
+def _image_metrics(cfg: cfglib.Config, run: Path, n: int) -> dict[str, float]:
+    """FID, KID, precision and recall of ``n`` samples (at most half the real set) against the
+    run's real data, with the evaluation module's feature network; {} (training measurements
+    only) where that network is not installed."""
+    import torch
+
+    from ganforge.errors import GanforgeError
+    from ganforge.sample import sample
+    from ganforge.train.loop import load_data
+
     try:
-        from ganforge.metrics import evaluate  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+        from ganforge.metrics.evaluate import evaluate_images
+        from ganforge.metrics.features import load_feature_net
+
+        net = load_feature_net()
+    except (ImportError, GanforgeError):
         return {}
-    fn = getattr(evaluate, "fid_of_run", None)
-    if fn is None:
-        return {}
-    return {"fid": float(fn(run, n=n))}
+    real = load_data(cfg).x
+    n = min(n, len(real) // 2)
+    real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[: 2 * n]]
+    res = evaluate_images(net, real, sample(run, n, seed=0), bootstrap=20)
+    return {k: float(res[k]["value"]) for k in ("fid", "kid", "precision", "recall") if k in res}
 
 
 def _worker_init(threads: int) -> None:
