@@ -23,6 +23,7 @@ from ganforge.errors import ConfigError
 from ganforge.losses import Loss
 from ganforge.nets.layers import features_and_scores
 from ganforge.stabilizers import EMA, HistoricalAverage, add_noise, feature_matching, noise_std
+from ganforge.train.device import Precision, unwrap
 from ganforge.train.distributed import plain
 
 Tensor = torch.Tensor
@@ -121,6 +122,8 @@ class GANStep:
     # (rank, world) under torchrun: z is drawn for the global batch and sliced (distributed.py)
     shard: tuple[int, int] = (0, 1)
     tricks: Tricks = field(default_factory=Tricks)
+    # loss scaling for fp16 (train.precision); otherwise plain backward() and step()
+    amp: Precision = field(default_factory=Precision)
     t: int = 0  # steps taken: drives the instance-noise schedule; set on resume
 
     def __post_init__(self) -> None:
@@ -158,7 +161,7 @@ class GANStep:
         real_logits, fake_logits = self.d_logits(real, fake.detach())
         loss_d = self.loss.d(real_logits, fake_logits)
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        self.amp.backward(loss_d, self.opt_d)
         stats = {
             "loss_d": loss_d.detach(),
             "d_real": torch.sigmoid(real_logits.detach()).mean(),  # mean D(x)
@@ -175,7 +178,7 @@ class GANStep:
         finally:
             self.D.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        self.amp.backward(loss_g, self.opt_g)
         return {"loss_g": loss_g.detach()}
 
     def noise_std(self) -> float:
@@ -217,7 +220,7 @@ class GANStep:
         if tr.hist_d is not None:
             total = total + tr.hist_weight * tr.hist_d.penalty(self.D)
         self.opt_d.zero_grad(set_to_none=True)
-        total.backward()
+        self.amp.backward(total, self.opt_d)
         return fake, stats
 
     def _after_d_step(self) -> None:
@@ -239,8 +242,8 @@ class GANStep:
             if tr.feature_matching:
                 with torch.no_grad():
                     real_in = add_noise(real, std) if std > 0 else real
-                    f_real, _ = features_and_scores(plain(self.D), real_in)
-                f_fake, scores = features_and_scores(plain(self.D), fake_in)
+                    f_real, _ = features_and_scores(unwrap(self.D), real_in)
+                f_fake, scores = features_and_scores(unwrap(self.D), fake_in)
                 fm = feature_matching(f_real, f_fake)
                 loss_g = self.loss.g(scores)
                 total = loss_g + tr.feature_matching * fm
@@ -252,7 +255,7 @@ class GANStep:
         if tr.hist_g is not None:
             total = total + tr.hist_weight * tr.hist_g.penalty(self.G)
         self.opt_g.zero_grad(set_to_none=True)
-        total.backward()
+        self.amp.backward(total, self.opt_g)
         stats["loss_g"] = loss_g.detach()
         return stats
 
@@ -273,15 +276,17 @@ class GANStep:
         *early, last = reals
         for real in early:
             self.d_update(real, keep_graph=False)
-            self.opt_d.step()
+            self.amp.step(self.opt_d)
         fake, stats = self.d_update(last, keep_graph=True)  # its fakes serve G's update
         if measure:
+            self.amp.unscale(self.opt_d)  # fp16: the true gradients, not S times them
             stats["grad_d"] = grad_norm(self.D)
-        self.opt_d.step()
+        self.amp.step(self.opt_d)
         stats.update(self.g_update(fake))
         if measure:
+            self.amp.unscale(self.opt_g)
             stats["grad_g"] = grad_norm(self.G)
-        self.opt_g.step()
+        self.amp.step(self.opt_g)
         self.t += 1
         return stats
 
@@ -291,20 +296,22 @@ class GANStep:
         *early, last = reals
         for real in early:
             self._d_update_tricks(real, keep_graph=False)
-            self.opt_d.step()
+            self.amp.step(self.opt_d)
             self._after_d_step()
         fake, stats = self._d_update_tricks(last, keep_graph=True)
         if measure:
+            self.amp.unscale(self.opt_d)  # fp16: the true gradients, not S times them
             stats["grad_d"] = grad_norm(self.D)
-        self.opt_d.step()
+        self.amp.step(self.opt_d)
         self._after_d_step()
         for i in range(self.tricks.g_steps):
             if i > 0:
                 fake = self.G(self.noise(last))
             stats.update(self._g_update_tricks(fake, last))
             if measure and i == 0:
+                self.amp.unscale(self.opt_g)
                 stats["grad_g"] = grad_norm(self.G)
-            self.opt_g.step()
+            self.amp.step(self.opt_g)
             self._after_g_step()
         self.t += 1
         return stats
