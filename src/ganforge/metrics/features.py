@@ -15,6 +15,7 @@ penultimate layer (after the ReLU), the same role as Inception-v3's pool3 featur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from importlib import resources
@@ -126,10 +127,8 @@ def extract(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Features ``[N, D]`` (float32, on the CPU) and class probabilities ``[N, K]`` (None when
     the network gives no logits) of images ``x`` in chunks of ``batch``."""
-    try:
+    with contextlib.suppress(NotImplementedError):  # a torch.export module: traced in eval
         net.eval()  # dropout off, BatchNorm on running statistics
-    except NotImplementedError:
-        pass  # a torch.export module: traced in eval mode already
     device = next((p.device for p in net.parameters()), torch.device("cpu"))
     feats: list[torch.Tensor] = []
     probs: list[torch.Tensor] = []
