@@ -86,6 +86,8 @@ class TrainConfig:
     ckpt_every: int = 2000  # steps between checkpoints (one is always written at the end)
     keep_ckpts: int = 2  # checkpoints kept on disk, newest first
     tensorboard: bool = False  # also write TensorBoard events to the run folder
+    eval_every: int = 0  # steps between FIDs logged to metrics.jsonl (best kept); 0: never
+    eval_n: int = 1000  # samples behind each eval_every FID
 
 
 @dataclass
@@ -192,6 +194,8 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "stab.feature_matching": _NON_NEGATIVE,
     "stab.historical_averaging": _NON_NEGATIVE,
     "stab.ema": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "train.eval_every": _NON_NEGATIVE,
+    "train.eval_n": (lambda v: v >= 10, ">= 10"),
 }
 
 

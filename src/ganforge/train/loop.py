@@ -48,6 +48,7 @@ RESUMABLE_KEYS = frozenset(
         "train.compile",
     }
 )
+BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
 # Fields of metrics.jsonl that measure the clock, not the maths (excluded from determinism).
 TIMING_KEYS = ("img_per_s", "elapsed_s")
 
@@ -166,9 +167,10 @@ class _Display:
 
 
 def _stats_text(row: dict[str, float]) -> str:
+    fid = f"  FID {row['fid']:.2f}" if "fid" in row else ""
     return (
         f"L_D {row['loss_d']:.3f}  L_G {row['loss_g']:.3f}  "
-        f"D(x) {row['d_real']:.2f}  D(G(z)) {row['d_fake']:.2f}"
+        f"D(x) {row['d_real']:.2f}  D(G(z)) {row['d_fake']:.2f}{fid}"
     )
 
 
@@ -226,6 +228,12 @@ class Trainer:
         self.meter = _Meter(global_batch * t.d_steps)
         self.step = 0
         self.writer: Any = None
+        self.probe: Any = None  # FID during training (train.eval_every), best checkpoint kept
+        self.best_fid = math.inf
+        if t.eval_every and self.dist.is_main:  # only the main process logs and saves
+            from ganforge.metrics.probe import FidProbe
+
+            self.probe = FidProbe(self.data, t.eval_n, cfg.model.latent_dim, t.seed, self.device)
 
     def restore(self) -> None:
         """Continue from the run's newest checkpoint: weights, optimisers, RNGs, data order."""
@@ -242,15 +250,17 @@ class Trainer:
         self.meter.load_state_dict(checkpoint.subset(tensors, "meter"), meta["meter"])
         devices.restore_cuda_rng(tensors, meta, self.device)
         self.step = self.gan.t = int(meta["step"])
+        self.best_fid = float(meta.get("best_fid", math.inf))
         distributed.on_main(lambda: self.run.truncate_metrics(self.step), self.dist)
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, name: str | None = None) -> None:
+        """The step's checkpoint, or one called ``name`` in the same folder (never pruned)."""
         if not self.dist.is_main:
             return
         run, s = self.run, self.sampler
         run.checkpoints.mkdir(exist_ok=True)
         checkpoint.save(
-            checkpoint.path_for(run.checkpoints, self.step),
+            run.checkpoints / name if name else checkpoint.path_for(run.checkpoints, self.step),
             step=self.step,
             modules=self.modules,
             optimizers=self.optimizers,
@@ -266,9 +276,20 @@ class Trainer:
                 "sampler": {"pos": s.pos, "epoch": s.epoch},
                 "world_size": self.dist.world,
                 "rng_cuda_device": self.device.index,  # None on CPU
+                "best_fid": self.best_fid,
             },
         )
-        checkpoint.prune(run.checkpoints, self.cfg.train.keep_ckpts)
+        if name is None:
+            checkpoint.prune(run.checkpoints, self.cfg.train.keep_ckpts)
+
+    def evaluate(self, row: dict[str, float]) -> None:
+        """Add the FID of G's fixed-z samples to ``row``; keep the best checkpoint by it."""
+        if self.probe is None:
+            return
+        row["fid"] = self.probe(self.modules.get("G_ema", self.modules["G"]))  # as the samples
+        if row["fid"] < self.best_fid:
+            self.best_fid = row["fid"]
+            self.save_checkpoint(BEST_CHECKPOINT)
 
     def save_samples(self) -> None:
         if not self.dist.is_main:
@@ -304,7 +325,8 @@ class Trainer:
                 while self.step < t.steps:
                     self.step += 1
                     step = self.step
-                    log_now = step % t.log_every == 0 or step == t.steps
+                    eval_now = t.eval_every > 0 and step % t.eval_every == 0
+                    log_now = step % t.log_every == 0 or step == t.steps or eval_now
                     reals = [
                         self.batches.get(distributed.shard(self.sampler.next(), self.dist))
                         for _ in range(t.d_steps)
@@ -314,6 +336,8 @@ class Trainer:
                     row = None
                     if log_now:
                         row = last = meter.row(step, stats)
+                        if eval_now:
+                            self.evaluate(row)
                         self.log(row)
                     if step % t.sample_every == 0 or step == t.steps:
                         self.save_samples()
