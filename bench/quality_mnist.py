@@ -9,12 +9,13 @@ Run (from the repository root):
 What it does (``--part mnist``). The preset (``--preset``, default ``mnist-dcgan``) is trained
 by ``ganforge train`` in a subprocess that gets Ctrl-C (SIGINT) after ``--seconds``: it stops
 after the current step and writes its checkpoint, as a user's run would. The course's plain
-PyTorch loop (``reference_loop`` of bench/throughput.py, the same code as the throughput
-benchmark) trains in this process for the same number of seconds; its G is stored as a
-ganforge run folder (the course's G and ganforge's ``mnist-mlp`` G are the same layers, checked
-by throughput.check_same_maths). Both are then measured by ``ganforge eval``'s function on
-the same ``--n`` samples against the same real set (``--real``, default the 10,000 MNIST test
-images in ../shared/data/mnist when present, else the bundled 5,000), with the same seed.
+PyTorch loop (``reference_step`` of bench/throughput.py, the same code as the throughput
+benchmark, with the course's MLP) trains in this process for the same number of seconds.
+Its G is stored as a ganforge run folder (the course's G and ganforge's ``mnist-mlp`` G are
+the same layers, checked by throughput.check_same_maths). Both runs are then measured by the
+function behind ``ganforge eval`` on the same ``--n`` samples against the same real set
+(``--real``; default: the 10,000 MNIST test images in ../shared/data/mnist when present, else
+the bundled 5,000), with the same seed.
 
 Targets (issue): the preset's FID within 2x the real-vs-real floor, class KL <= 0.02, recall
 >= 0.8, and at most a quarter of the reference loop's FID.
@@ -40,11 +41,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from torch.utils.data import DataLoader, TensorDataset
+
 from ganforge import checkpoint, nets
 from ganforge.config import Config
 from ganforge.metrics.evaluate import evaluate_run
 from ganforge.train.run import RunFolder
-from throughput import check_same_maths, reference_loop
+from throughput import check_same_maths, course_images, reference_models, reference_step
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_TEST = ROOT.parent / "shared" / "data" / "mnist"
@@ -65,6 +68,24 @@ def train_for(seconds: float, out: Path, args: list[str]) -> float:
     if proc.returncode not in (0, 130):
         raise SystemExit(f"ganforge train failed (exit {proc.returncode})")
     return time.perf_counter() - start
+
+
+def reference_for(seconds: float, batch: int = 64, seed: int = 0) -> tuple[torch.nn.Module, int]:
+    """The course's loop (throughput.reference_step, MLP) until ``seconds`` have passed;
+    returns (G, steps taken)."""
+    torch.manual_seed(seed)
+    loader = DataLoader(
+        TensorDataset(course_images()), batch_size=batch, shuffle=True, drop_last=True
+    )
+    g, d = reference_models("mlp")
+    step_fn = reference_step(g, d, batch)
+    start, steps = time.perf_counter(), 0
+    while True:
+        for (real,) in loader:
+            step_fn(real)
+            steps += 1
+            if time.perf_counter() - start >= seconds:
+                return g, steps
 
 
 def store_reference(g: torch.nn.Module, steps: int, out: Path) -> None:
@@ -159,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.seconds, base / "ganforge", ["--preset", args.preset, "--steps", "1000000"]
             )
             print(f"ganforge {args.preset}: {took:.0f} s", file=sys.stderr)
-            g, loop_s, steps = reference_loop(10**9, 64, seed=0, seconds=args.seconds)
-            print(f"reference: {steps} steps in {loop_s:.0f} s", file=sys.stderr)
+            g, steps = reference_for(args.seconds)
+            print(f"reference: {steps} steps in {args.seconds:.0f} s", file=sys.stderr)
             store_reference(g, steps, base / "reference")
             for name in ("ganforge", "reference"):
                 results[f"{name}"] = evaluate_run(
