@@ -118,3 +118,11 @@ def test_saved_mnist_net_round_trips(tmp_path):
     save_mnist_net(net, path, {"seed": 0})
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(mnist_net(path)(x)[1], net(x)[1])
+
+
+def test_extract_reads_uint8_images_as_the_data_sets_store_them():
+    net = MnistNet().eval()
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    f8, _ = extract(net, x)
+    f, _ = extract(net, x.float() / 127.5 - 1)
+    torch.testing.assert_close(f8, f)

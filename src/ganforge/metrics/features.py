@@ -130,7 +130,8 @@ def extract(
     net: nn.Module, x: torch.Tensor, batch: int = BATCH
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Features ``[N, D]`` (float32, on the CPU) and class probabilities ``[N, K]`` (None when
-    the network gives no logits) of images ``x`` in chunks of ``batch``."""
+    the network gives no logits) of images ``x`` in chunks of ``batch``: float in [-1, 1], or
+    uint8 0..255 as data sets store them (mapped to [-1, 1] first)."""
     # dropout off, BatchNorm on running statistics; a torch.export module refuses eval() and
     # was traced in the mode it was exported in
     with contextlib.suppress(NotImplementedError):
@@ -139,7 +140,10 @@ def extract(
     feats: list[torch.Tensor] = []
     probs: list[torch.Tensor] = []
     for i in range(0, len(x), batch):
-        out = net(x[i : i + batch].to(device).float())
+        chunk = x[i : i + batch].to(device)
+        if chunk.dtype == torch.uint8:
+            chunk = chunk.float() / 127.5 - 1.0  # as Dataset.batch: 0..255 -> [-1, 1]
+        out = net(chunk.float())
         if isinstance(out, (tuple, list)):
             if len(out) != 2:
                 raise GanforgeError(
