@@ -120,3 +120,19 @@ def test_eval_with_the_shipped_network_on_points_uses_the_points(cli, tmp_path):
     assert code == 0, err
     result = json.loads((run / "eval.json").read_text())
     assert result["feature_net"].startswith("none") and "class_kl" not in result["metrics"]
+
+
+def test_eval_of_a_toy_mixture_reports_its_modes(cli, tmp_path):
+    pytest.importorskip("ganforge.metrics.modes")
+    from ganforge.cli import main
+
+    run = tmp_path / "ring"
+    toy = ["model.g_hidden=8", "model.d_hidden=8", "model.latent_dim=2", "train.batch_size=20"]
+    args = ["train", "--out", str(run), "--data", "ring8", "--steps", "5", "--quiet", *toy]
+    assert main(args) == 0
+    code, out, err = cli("eval", run, "--bootstrap", "2", "--n", "200")
+    assert code == 0, err
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    assert metrics["modes_captured"]["floor"] == 8.0  # real ring8 points hold all 8 modes
+    assert 0 <= metrics["high_quality"]["value"] <= 1 and "mixture_kl" in metrics
+    assert "modes_captured" in out

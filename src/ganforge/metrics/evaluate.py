@@ -68,7 +68,12 @@ METRICS: dict[str, MetricInfo] = {
     "classes_covered": MetricInfo("classes given to at least one sample", True),
     "modes": MetricInfo("Stacked MNIST modes covered, of 1000 (Metz et al. 2017)", True),
     "mode_kl": MetricInfo("KL(Stacked MNIST modes || uniform)", False),
+    "modes_captured": MetricInfo("mixture modes holding >= 1/5 of their share (Lin 2018)", True),
+    "high_quality": MetricInfo("samples within 3 std of their nearest mixture mode", True),
+    "mixture_kl": MetricInfo("KL(high-quality mode histogram || mixture weights)", False),
 }
+# metrics.modes.mode_metrics' names -> ours
+_TOY_NAMES = {"modes": "modes_captured", "hq_share": "high_quality", "kl": "mixture_kl"}
 
 
 def figure(
@@ -265,6 +270,37 @@ class _Points(nn.Module):
         return x
 
 
+def _toy_figures(
+    spec: str, other: torch.Tensor, fake: torch.Tensor, bootstrap: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Mode figures of a Gaussian-mixture toy (``metrics.modes``), floor from R_b; {} for
+    points that are not a known mixture."""
+    try:
+        from ganforge.data.toy import mixture_of  # type: ignore[import-not-found,unused-ignore]
+        from ganforge.metrics.modes import mode_metrics  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return {}
+    try:
+        mixture = mixture_of(spec)
+    except GanforgeError:
+        return {}
+    if mixture is None:
+        return {}
+    n = len(fake)
+    idx = torch.randint(0, n, (bootstrap, n), generator=torch.Generator().manual_seed(seed))
+    value, floor = mode_metrics(fake, mixture), mode_metrics(other, mixture)
+    reps = [mode_metrics(fake[row], mixture) for row in idx]
+    return {
+        ours: figure(
+            float(value[theirs]),
+            torch.tensor([float(r[theirs]) for r in reps], dtype=torch.float64),
+            float(floor[theirs]),
+            n,
+        )
+        for theirs, ours in _TOY_NAMES.items()
+    }
+
+
 def _checkpoint_step(path: Path) -> int | None:
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -357,6 +393,8 @@ def evaluate_run(
         "seed": seed,
         "metrics": metrics,
     }
+    if data.kind == "points":
+        metrics |= _toy_figures(real or cfg.data.source, real_x[n:], fake, bootstrap, seed)
     if sets.fake_probs is not None and sets.ref_probs is not None:
         k = sets.fake_probs.shape[1]
         out["class_histogram"] = {
