@@ -10,6 +10,8 @@ from typing import Any, NoReturn, Protocol
 
 from ganforge import config as cfglib
 from ganforge.commands import ablate as ablate_cmd
+from ganforge.commands import diagnose as diagnose_cmd
+from ganforge.commands import report as report_cmd
 from ganforge.commands import sample as sample_cmd
 from ganforge.commands import train as train_cmd
 from ganforge.errors import GanforgeError
@@ -41,6 +43,8 @@ COMMANDS: dict[str, Command] = {
     "train": train_cmd,
     "sample": sample_cmd,
     "ablate": ablate_cmd,
+    "diagnose": diagnose_cmd,
+    "report": report_cmd,
 }
 
 
