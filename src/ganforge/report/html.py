@@ -221,11 +221,11 @@ th { background: #f4f4f4; } tr.differs td { background: #fff6d6; }
         margin: 0.4em 0; } .advice { color: #444; }
 .strip { display: flex; gap: 0.6em; overflow-x: auto; padding-bottom: 0.4em; }
 .strip figure { margin: 0; text-align: center; font-size: 0.8em; color: #555; }
-.strip img { width: 170px; image-rendering: pixelated; border: 1px solid #ccc; }
+.strip img { width: 200px; border: 1px solid #ccc; }  /* a smooth downscale of each grid */
 .plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr));
          gap: 0.5em; } img.plot { max-width: 100%; }
 .plots figure { margin: 0; } figcaption { font-size: 0.85em; color: #555; }
-.latest img { width: 340px; image-rendering: pixelated; }
+.latest img { max-width: 100%; }  /* the grid at its own size */
 .theory img { max-width: 48%; }
 """
 
