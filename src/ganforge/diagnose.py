@@ -343,9 +343,12 @@ class Watch:
 
 
 def mode_counter(source: str, shape: tuple[int, ...]) -> CountModes | None:
-    """How to count the modes a set of samples covers, where the data's modes are known: for
-    MNIST, the classes of the classifier shipped in ganforge.metrics (when its weights are
-    installed). None otherwise: the pixel-space diversity still serves."""
+    """How to count the modes a set of samples covers, where the data's modes are known: the
+    modes a toy mixture's samples capture (Srivastava et al. 2017; ganforge.metrics.modes),
+    or for MNIST the classes of the classifier shipped in ganforge.metrics (when its weights
+    are installed). None otherwise: the diversity in data space still serves."""
+    if len(shape) == 1:
+        return _toy_counter(source)
     if source not in ("mnist5k", "mnist") or shape not in ((1, 28, 28), (1, 32, 32)):
         return None
     try:
@@ -362,6 +365,18 @@ def mode_counter(source: str, shape: tuple[int, ...]) -> CountModes | None:
         return int(torch.unique(logits.argmax(1)).numel())
 
     return classes
+
+
+def _toy_counter(source: str) -> CountModes | None:
+    try:
+        from ganforge.data.toy import mixture_of
+        from ganforge.metrics.modes import mode_metrics
+    except ImportError:
+        return None
+    mixture = mixture_of(source)
+    if mixture is None:  # points without known modes (a spiral, a CSV file)
+        return None
+    return lambda x: int(mode_metrics(x, mixture)["modes"])
 
 
 def episodes(rows: Iterable[Row], cfg: DiagnoseConfig) -> list[Episode]:
