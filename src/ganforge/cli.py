@@ -11,6 +11,8 @@ from typing import Any, NoReturn, Protocol
 from ganforge import config as cfglib
 from ganforge.commands import ablate as ablate_cmd
 from ganforge.commands import eval as eval_cmd
+from ganforge.commands import diagnose as diagnose_cmd
+from ganforge.commands import report as report_cmd
 from ganforge.commands import sample as sample_cmd
 from ganforge.commands import train as train_cmd
 from ganforge.errors import GanforgeError
@@ -43,6 +45,8 @@ COMMANDS: dict[str, Command] = {
     "sample": sample_cmd,
     "ablate": ablate_cmd,
     "eval": eval_cmd,
+    "diagnose": diagnose_cmd,
+    "report": report_cmd,
 }
 
 

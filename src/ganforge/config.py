@@ -105,6 +105,22 @@ class StabConfig:
 
 
 @dataclass
+class DiagnoseConfig:
+    enabled: bool = True  # watch the measurements while training and warn in words
+    window: int = 5  # log lines a symptom must last to warn; unseen for 2 windows, it has ended
+    d_strong_loss: float = 0.1  # D too strong: mean L_D over the window below this ...
+    d_strong_fake: float = 0.05  # ... and mean D(G(z)) below this
+    g_grad_vanish: float = 1e-3  # G's gradient norm below this is called vanished
+    fooled_prob: float = 0.9  # G too strong: mean D(x) and D(G(z)) both above this, or ...
+    fooled_loss: float = 1.6  # ... L_D above this all window (chance: log 4 = 1.386) and rising
+    collapse_ratio: float = 0.5  # mode collapse: fixed-z samples spread < this x the real data
+    collapse_checks: int = 2  # ... at this many sample grids in a row
+    osc_growth: float = 2.0  # oscillation: a loss's swing grows by this factor in one window
+    osc_min: float = 0.3  # ... to more than this (standard deviation about its trend)
+    report: bool = True  # write report.html into the run folder at the end of training
+
+
+@dataclass
 class Config:
     preset: str = "mnist-mlp"  # the preset this config started from
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -112,6 +128,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     stab: StabConfig = field(default_factory=StabConfig)
+    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -143,7 +160,7 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-SECTIONS = ("model", "data", "optim", "train", "stab")
+SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 
 # Checks of range and choice, one row per field: (predicate, what the value must be).
 _POSITIVE = (lambda v: v > 0, "> 0")
@@ -196,6 +213,16 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "stab.ema": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "train.eval_every": _NON_NEGATIVE,
     "train.eval_n": (lambda v: v >= 10, ">= 10"),
+    "diagnose.window": _POSITIVE,
+    "diagnose.d_strong_loss": _POSITIVE,
+    "diagnose.d_strong_fake": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "diagnose.g_grad_vanish": _NON_NEGATIVE,
+    "diagnose.fooled_prob": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "diagnose.fooled_loss": _POSITIVE,
+    "diagnose.collapse_ratio": _NON_NEGATIVE,
+    "diagnose.collapse_checks": _POSITIVE,
+    "diagnose.osc_growth": (lambda v: v > 1, "> 1"),
+    "diagnose.osc_min": _NON_NEGATIVE,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -18,11 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganforge import checkpoint, nets
-from ganforge.config import Config
+from ganforge.config import Config, DiagnoseConfig
 from ganforge.data import BatchSampler, Dataset, load_dataset
+from ganforge.diagnose import Watch, mode_counter
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.losses import LOSSES
 from ganforge.report.plots import loss_plot, samples_png
@@ -46,6 +49,7 @@ RESUMABLE_KEYS = frozenset(
         "train.channels_last",
         "train.cudnn_benchmark",
         "train.compile",
+        *(f"diagnose.{f.name}" for f in dataclasses.fields(DiagnoseConfig)),
     }
 )
 BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
@@ -58,7 +62,7 @@ class Result:
     run: Path
     step: int
     interrupted: bool
-    last: dict[str, float]
+    last: dict[str, Any]
 
 
 def load_data(cfg: Config) -> Dataset:
@@ -86,6 +90,13 @@ def build_step(cfg: Config, shape: tuple[int, ...], device: torch.device) -> GAN
     loss = LOSSES[cfg.train.loss]
     tricks = make_tricks(cfg, g, d, loss)
     return GANStep(g, d, opt_g, opt_d, loss, cfg.model.latent_dim, tricks=tricks)
+
+
+def real_reference(data: Dataset, n: int, seed: int) -> torch.Tensor:
+    """``n`` real samples, the same for the whole run, drawn without touching torch's RNG: the
+    diversity of the fixed-z samples is measured against theirs."""
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    return data.batch(idx)
 
 
 def seed_everything(seed: int) -> None:
@@ -147,7 +158,7 @@ class _Display:
             self.task = self.progress.add_task("train", total=total, completed=start, stats="")
             self.progress.start()
 
-    def update(self, step: int, row: dict[str, float] | None) -> None:
+    def update(self, step: int, row: dict[str, Any] | None) -> None:
         text = _stats_text(row) if row else None
         if self.progress is not None:
             if text:
@@ -166,7 +177,7 @@ class _Display:
             self.progress.stop()
 
 
-def _stats_text(row: dict[str, float]) -> str:
+def _stats_text(row: dict[str, Any]) -> str:
     fid = f"  FID {row['fid']:.2f}" if "fid" in row else ""
     return (
         f"L_D {row['loss_d']:.3f}  L_G {row['loss_g']:.3f}  "
@@ -226,6 +237,11 @@ class Trainer:
         self.batches = devices.DeviceBatches(self.data, self.device, t.channels_last)
         self.z_fixed = fixed_noise(cfg, self.device)
         self.meter = _Meter(global_batch * t.d_steps)
+        self.watch = Watch(
+            cfg.diagnose,
+            real_reference(self.data, t.n_samples, t.seed),
+            mode_counter(cfg.data.source, self.data.sample_shape),
+        )
         self.step = 0
         self.writer: Any = None
         self.probe: Any = None  # FID during training (train.eval_every), best checkpoint kept
@@ -252,6 +268,8 @@ class Trainer:
         self.step = self.gan.t = int(meta["step"])
         self.best_fid = float(meta.get("best_fid", math.inf))
         distributed.on_main(lambda: self.run.truncate_metrics(self.step), self.dist)
+        for row in self.run.metrics():  # the rules' memory: episodes already reported stay so
+            self.watch.update(row)
 
     def save_checkpoint(self, name: str | None = None) -> None:
         """The step's checkpoint, or one called ``name`` in the same folder (never pruned)."""
@@ -291,21 +309,37 @@ class Trainer:
             self.best_fid = row["fid"]
             self.save_checkpoint(BEST_CHECKPOINT)
 
-    def save_samples(self) -> None:
+    def save_samples(self) -> torch.Tensor | None:
         if not self.dist.is_main:
-            return
+            return None
         x = generate(self.modules.get("G_ema", self.modules["G"]), self.z_fixed)
         samples_png(x, self.run.sample_path(self.step))
         if self.writer is not None and x.ndim == 4:
             self.writer.add_images("samples", (x + 1) / 2, self.step)
+        return x
 
-    def log(self, row: dict[str, float]) -> None:
+    def diagnose(self, row: dict[str, Any], fakes: torch.Tensor | None, display: _Display) -> None:
+        """Add to a log line the diversity of this step's grid (when one was drawn) and the
+        warnings whose episode starts here; say each one once, above the progress bar."""
+        if not self.dist.is_main:  # one voice: the main process logs and warns
+            return
+        if fakes is not None:
+            row |= self.watch.measure(fakes)
+        found = self.watch.update(row)
+        if found:
+            row["warnings"] = [f.to_dict() for f in found]
+        for f in found:
+            display.print(f"[bold yellow]warning[/] {escape(f.text())}")
+            if self.writer is not None:
+                self.writer.add_text("warnings", f.text(), self.step)
+
+    def log(self, row: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
         self.run.append_metrics(row)
         if self.writer is not None:
             for k, v in row.items():
-                if k != "step":
+                if k != "step" and isinstance(v, (int, float)):
                     self.writer.add_scalar(k, v, self.step)
 
     def fit(self) -> Result:
@@ -319,7 +353,7 @@ class Trainer:
         flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
         meter.start()
-        last: dict[str, float] = {}
+        last: dict[str, Any] = {}
         try:
             with _sigint_stops(flag):
                 while self.step < t.steps:
@@ -334,13 +368,17 @@ class Trainer:
                     stats = self.gan(reals, measure=log_now)
                     meter.add(stats)
                     row = None
+                    fakes = None
+                    if step % t.sample_every == 0 or step == t.steps:
+                        fakes = self.save_samples()
                     if log_now:
                         row = last = meter.row(step, stats)
                         if eval_now:
                             self.evaluate(row)
+                        # measured on the schedule's grids only, not the extra one at the end of
+                        # a budget: a run stopped and resumed logs what the whole run logs
+                        self.diagnose(row, fakes if step % t.sample_every == 0 else None, display)
                         self.log(row)
-                    if step % t.sample_every == 0 or step == t.steps:
-                        self.save_samples()
                     # Read the flag once: a Ctrl-C arriving after this line stops the run one
                     # step later, never between the check and the checkpoint it asks for.
                     stop = flag.requested
@@ -357,6 +395,10 @@ class Trainer:
                 self.writer.close()
         if self.dist.is_main:
             write_loss_plot(self.run, self.cfg)
+            if self.cfg.diagnose.report:
+                from ganforge.report.html import write_report
+
+                write_report([self.run.path], self.run.path / "report.html")
         stopped = self.step < t.steps
         if stopped:
             display.print(
@@ -400,10 +442,10 @@ class _Meter:
         self.count += 1
         self.timed += 1
 
-    def row(self, step: int, stats: dict[str, torch.Tensor]) -> dict[str, float]:
+    def row(self, step: int, stats: dict[str, torch.Tensor]) -> dict[str, Any]:
         """The metrics.jsonl line: interval means, this step's gradient norms, throughput."""
         now = time.perf_counter()
-        row: dict[str, float] = {"step": step}
+        row: dict[str, Any] = {"step": step}
         sums = distributed.mean_across(self.sums, distributed.current())  # over ranks
         row |= {k: v.item() / self.count for k, v in sums.items()}
         row |= {"grad_d": stats["grad_d"].item(), "grad_g": stats["grad_g"].item()}

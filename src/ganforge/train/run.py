@@ -4,6 +4,7 @@ RUN/config.json            the resolved config
 RUN/metrics.jsonl          one JSON object per log interval
 RUN/samples/step-XXXXXX.png  grids from a fixed z
 RUN/loss.png               L_D and L_G against the step
+RUN/report.html            the run report (ganforge report), written at the end of training
 RUN/checkpoints/step-XXXXXX.safetensors
 RUN/tb/                    TensorBoard events, when enabled
 """
@@ -23,7 +24,15 @@ from ganforge.config import Config, from_json
 from ganforge.errors import GanforgeError
 
 # What a run writes: --overwrite deletes these and nothing else.
-RUN_FILES = ("config.json", "metrics.jsonl", "loss.png", "samples", "checkpoints", "tb")
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "loss.png",
+    "report.html",
+    "samples",
+    "checkpoints",
+    "tb",
+)
 
 
 def default_out(preset: str) -> Path:
