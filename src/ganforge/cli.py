@@ -10,8 +10,8 @@ from typing import Any, NoReturn, Protocol
 
 from ganforge import config as cfglib
 from ganforge.commands import ablate as ablate_cmd
-from ganforge.commands import eval as eval_cmd
 from ganforge.commands import diagnose as diagnose_cmd
+from ganforge.commands import eval as eval_cmd
 from ganforge.commands import report as report_cmd
 from ganforge.commands import sample as sample_cmd
 from ganforge.commands import train as train_cmd
