@@ -86,6 +86,8 @@ class TrainConfig:
     ckpt_every: int = 2000  # steps between checkpoints (one is always written at the end)
     keep_ckpts: int = 2  # checkpoints kept on disk, newest first
     tensorboard: bool = False  # also write TensorBoard events to the run folder
+    on_nonfinite: str = "stop"  # on a NaN/inf loss or weight: "stop", or "rollback" and retry
+    max_rollbacks: int = 3  # rollbacks allowed in one run before it stops
 
 
 @dataclass
@@ -183,6 +185,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.n_samples": _POSITIVE,
     "train.ckpt_every": _POSITIVE,
     "train.keep_ckpts": _POSITIVE,
+    "train.max_rollbacks": _NON_NEGATIVE,
     "stab.gp": _NON_NEGATIVE,
     "stab.r1": _NON_NEGATIVE,
     "stab.clip": _POSITIVE,
@@ -204,8 +207,14 @@ def _choices() -> dict[str, tuple[str, ...]]:
     # Imported late: the tables live beside their implementations.
     from ganforge.losses import LOSSES
     from ganforge.nets import ARCHS
+    from ganforge.train.guard import ACTIONS
 
-    return {"train.loss": tuple(LOSSES), "model.arch": tuple(ARCHS), "preset": tuple(PRESETS)}
+    return {
+        "train.loss": tuple(LOSSES),
+        "model.arch": tuple(ARCHS),
+        "preset": tuple(PRESETS),
+        "train.on_nonfinite": tuple(ACTIONS),
+    }
 
 
 def fields_of(cfg: Config) -> dict[str, type]:

@@ -19,7 +19,7 @@ def load_generator(run: str | Path, device: str = "cpu") -> nn.Module:
     the moving average of G's weights when the run kept one (``stab.ema``)."""
     folder = RunFolder(Path(run))
     cfg = folder.read_config()
-    tensors, meta = checkpoint.read(folder.latest_checkpoint())
+    _, tensors, meta = checkpoint.load_latest(folder.checkpoints)
     shape = tuple(int(s) for s in meta["data_shape"])
     g, _ = nets.build(cfg.model, shape)
     g_state = checkpoint.subset(tensors, "G_ema") or checkpoint.subset(tensors, "G")
