@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -337,6 +338,9 @@ def set_value(cfg: Config, key: str, raw: Any) -> None:
 
 
 def _check(key: str, value: Any) -> None:
+    items = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     choices = _choices().get(key)
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(choices)}")

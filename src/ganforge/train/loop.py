@@ -217,6 +217,7 @@ class Trainer:
             )
         seed_everything(t.seed)
         self.gan = build_step(cfg, self.data.sample_shape, self.device)
+        _check_batchnorm(t.batch_size, {"G": self.gan.G, "D": self.gan.D})  # per process
         # plain modules: checkpoints and samples (G_ema, historical means: when switched on)
         self.modules = {"G": self.gan.G, "D": self.gan.D, **self.gan.tricks.modules()}
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
@@ -257,6 +258,11 @@ class Trainer:
         )
         devices.restore_cuda_rng(tensors, meta, self.device)
         self.step = self.gan.t = int(meta["step"])
+        if self.cfg.train.steps < self.step:
+            raise ConfigError(
+                f"train.steps={self.cfg.train.steps} is below the step {self.step} the run has "
+                f"reached; pass --steps {self.step} or more"
+            )
         distributed.on_main(lambda: self.run.truncate_metrics(self.step), self.dist)
 
     def save_checkpoint(self) -> None:
@@ -436,6 +442,17 @@ def train(
 def _jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(value))
+
+
+def _check_batchnorm(batch_size: int, modules: dict[str, torch.nn.Module]) -> None:
+    """BatchNorm in training mode normalises by the batch's variance: one sample has none."""
+    for name, m in modules.items():
+        bn = torch.nn.modules.batchnorm._BatchNorm
+        if batch_size < 2 and any(isinstance(layer, bn) for layer in m.modules()):
+            raise ConfigError(
+                f"train.batch_size={batch_size} cannot train the BatchNorm layers of {name}, "
+                "which need 2 samples or more per batch"
+            )
 
 
 def _check_finite(row: dict[str, float], step: int) -> None:
