@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -174,6 +175,11 @@ CASES = [
     ([*T, "g_out=relu"], 2, "model.g_out: must be one of tanh, linear, got 'relu'"),
     ([*T, "on_nonfinite=ignore"], 2, "train.on_nonfinite: unknown value 'ignore'"),
     ([*T, "device=tpu"], 2, "train.device: must be cpu or cuda, got 'tpu'"),
+    *(
+        [([*TD, "device=cuda:0"], 2, "train.device=cuda:0, but CUDA is not available here")]
+        if not torch.cuda.is_available()
+        else []
+    ),
     ([*T, "--preset", "nope"], 2, "argument --preset: invalid choice: 'nope'"),
     ([*T, "preset=nope"], 2, "preset: unknown value 'nope'; choose one of"),
     # ---- config: zero and negative sizes and rates
