@@ -186,7 +186,7 @@ CASES = [
     ([*T, "--steps", "-5"], 2, "train.steps: must be > 0, got -5"),
     ([*T, "--steps", "0"], 2, "train.steps: must be > 0, got 0"),
     ([*T, "--steps", "ten"], 2, "argument --steps: invalid int value: 'ten'"),
-    ([*T, "--seed", "-1"], 2, "train.seed: must be >= 0, got -1"),
+    ([*T, "--seed", "-1"], 2, "train.seed: must be in [0, 2**32), got -1"),
     ([*T, "batch_size=0"], 2, "train.batch_size: must be > 0, got 0"),
     ([*T, "batch_size=-8"], 2, "train.batch_size: must be > 0, got -8"),
     ([*T, "d_steps=0"], 2, "train.d_steps: must be > 0, got 0"),
@@ -210,6 +210,10 @@ CASES = [
     ([*T, "n_samples=0"], 2, "train.n_samples: must be > 0, got 0"),
     ([*T, "threads=-2"], 2, "train.threads: must be >= 0, got -2"),
     ([*T, "max_rollbacks=-1"], 2, "train.max_rollbacks: must be >= 0, got -1"),
+    ([*T, "--seed", "4294967296"], 2, "train.seed: must be in [0, 2**32), got 4294967296"),
+    # ---- sizes too large for memory: refused by the allocator before anything is written
+    ([*TD, "n_samples=100000000000"], 1, "out of memory (tried to allocate 2,980.2 GiB)"),
+    ([*TD, "latent_dim=10000000000"], 1, "out of memory (tried to allocate 596.0 GiB)"),
     # ---- config files
     ([*T, "--config", "{data}/missing.toml"], 2, "config file not found: "),
     ([*T, "--config", "{data}"], 2, "config file not found: "),
@@ -295,6 +299,7 @@ CASES = [
     ([*S, "--n", "0"], 1, "--n must be a positive number of samples, got 0"),
     ([*S, "--n", "-3"], 1, "--n must be a positive number of samples, got -3"),
     ([*S, "--n", "many"], 2, "argument --n: invalid int value: 'many'"),
+    ([*S, "--n", "100000000000"], 1, "out of memory (tried to allocate 298.0 GiB)"),
     ([*S[:3], "{out}.jpg"], 1, "--out must end in .npy or .png, not '.jpg'"),
     ([*S[:3], "{out}/x.npy"], 1, "folder {out} does not exist"),
     (["sample", "{run}"], 2, "the following arguments are required: --out"),

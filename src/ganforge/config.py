@@ -171,7 +171,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.batch_size": _POSITIVE,
     "train.d_steps": _POSITIVE,
     "train.g_steps": _POSITIVE,
-    "train.seed": _NON_NEGATIVE,
+    "train.seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),  # numpy's seed range
     "train.device": (
         lambda v: v in ("auto", "cpu", "cuda") or (v[:5] == "cuda:" and v[5:].isdigit()),
         "auto, cpu, cuda or cuda:N",
@@ -238,8 +238,8 @@ def resolve_key(key: str, cfg: Config | None = None) -> str:
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise ConfigError(f"ambiguous key '{key}': say one of {', '.join(matches)}")
-    raise ConfigError(f"unknown config key '{key}' (see `ganforge train --help` for the keys)")
+        raise ConfigError(f"ambiguous key {key!r}: say one of {', '.join(matches)}")
+    raise ConfigError(f"unknown config key {key!r} (see `ganforge train --help` for the keys)")
 
 
 def _type_name(tp: Any) -> str:
@@ -367,7 +367,7 @@ def apply(cfg: Config, values: Mapping[str, Any]) -> Config:
 def preset(name: str) -> Config:
     """A fresh config of preset ``name``."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     cfg = Config(preset=name)
     return apply(cfg, PRESETS[name].values)
 
@@ -387,7 +387,7 @@ def split_override(text: str) -> tuple[str, str]:
     """``"train.lr_d=1e-4"`` -> ``("train.lr_d", "1e-4")``."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"expected key=value, got '{text}'")
+        raise ConfigError(f"expected key=value, got {text!r}")
     return key.strip(), raw.strip()
 
 
