@@ -299,7 +299,7 @@ CASES = [
     ([*S, "--n", "0"], 1, "--n must be a positive number of samples, got 0"),
     ([*S, "--n", "-3"], 1, "--n must be a positive number of samples, got -3"),
     ([*S, "--n", "many"], 2, "argument --n: invalid int value: 'many'"),
-    ([*S, "--n", "100000000000"], 1, "out of memory (tried to allocate 298.0 GiB)"),
+    ([*S, "--n", "100000000000"], 1, "out of memory (tried to allocate 2,980.2 GiB)"),
     ([*S[:3], "{out}.jpg"], 1, "--out must end in .npy or .png, not '.jpg'"),
     ([*S[:3], "{out}/x.npy"], 1, "folder {out} does not exist"),
     (["sample", "{run}"], 2, "the following arguments are required: --out"),
