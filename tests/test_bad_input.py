@@ -174,7 +174,7 @@ CASES = [
     ([*T, "arch=transformer"], 2, "model.arch: unknown value 'transformer'; choose one of"),
     ([*T, "g_out=relu"], 2, "model.g_out: must be one of tanh, linear, got 'relu'"),
     ([*T, "on_nonfinite=ignore"], 2, "train.on_nonfinite: unknown value 'ignore'"),
-    ([*T, "device=tpu"], 2, "train.device: must be cpu or cuda, got 'tpu'"),
+    ([*T, "device=tpu"], 2, "train.device: must be auto, cpu, cuda or cuda:N, got 'tpu'"),
     *(
         [([*TD, "device=cuda:0"], 2, "train.device=cuda:0, but CUDA is not available here")]
         if not torch.cuda.is_available()
