@@ -27,6 +27,14 @@ from ganforge.train.step import GANStep
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
+@pytest.fixture
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """TINY on 64 random 8 x 8 images from a .npy: no mnist5k to parse in each process."""
+    path = tmp_path_factory.mktemp("data") / "x.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, (64, 8, 8), dtype=np.uint8))
+    return [*TINY, "--data", str(path), "data.limit=0", "batch_size=8", "n_samples=4"]
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     newest = checkpoint.list_checkpoints(run / "checkpoints")[-1][1]
     return {k: v for k, v in load_file(newest).items() if k.startswith(("G.", "D."))}
@@ -142,12 +150,12 @@ def test_named_states_take_one_line_each(tmp_path):
         checkpoint.restore(tensors, meta, modules={}, optimizers={}, states={"other": back})
 
 
-def test_resume_skips_a_truncated_checkpoint_and_stays_exact(cli, tmp_path):
+def test_resume_skips_a_truncated_checkpoint_and_stays_exact(tiny, cli, tmp_path):
     """The newest checkpoint cut short: resume warns, sets it aside, continues from the one
     before, and ends bit-identical to a run that never stopped."""
     whole, run = tmp_path / "whole", tmp_path / "run"
-    assert cli("train", "--out", whole, "--steps", "15", "--quiet", *TINY)[0] == 0
-    assert cli("train", "--out", run, "--steps", "10", "--quiet", *TINY)[0] == 0
+    assert cli("train", "--out", whole, "--steps", "15", "--quiet", *tiny)[0] == 0
+    assert cli("train", "--out", run, "--steps", "10", "--quiet", *tiny)[0] == 0
     newest = run / "checkpoints" / "step-000010.safetensors"
     newest.write_bytes(newest.read_bytes()[:-100])
     with pytest.warns(UserWarning, match=r"step-000010.safetensors: corrupted checkpoint"):
@@ -162,9 +170,9 @@ def test_resume_skips_a_truncated_checkpoint_and_stays_exact(cli, tmp_path):
     assert _untimed(whole) == _untimed(run)
 
 
-def test_sample_uses_the_previous_checkpoint_when_the_newest_is_damaged(cli, tmp_path):
+def test_sample_uses_the_previous_checkpoint_when_the_newest_is_damaged(tiny, cli, tmp_path):
     run = tmp_path / "run"
-    assert cli("train", "--out", run, "--steps", "10", "--quiet", *TINY)[0] == 0
+    assert cli("train", "--out", run, "--steps", "10", "--quiet", *tiny)[0] == 0
     good = cli("sample", run, "--n", "4", "--out", tmp_path / "a.npy")
     assert good[0] == 0
     (run / "checkpoints" / "step-000005.safetensors").rename(tmp_path / "keep")
@@ -204,10 +212,10 @@ def _events(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
 
 
-def test_nan_stops_with_the_step_and_the_tensors(cli, tmp_path, fault):
+def test_nan_stops_with_the_step_and_the_tensors(tiny, cli, tmp_path, fault):
     fault["at"] = {7}
     run = tmp_path / "run"
-    code, _, err = cli("train", "--out", run, "--steps", "20", "--quiet", *TINY)
+    code, _, err = cli("train", "--out", run, "--steps", "20", "--quiet", *tiny)
     assert code == 1
     assert err.strip() == (
         "ganforge train: error: training diverged at step 7: "
@@ -222,18 +230,18 @@ def test_nan_stops_with_the_step_and_the_tensors(cli, tmp_path, fault):
     assert "D.net.1.weight" in event["tensors"] and "loss_d" in event["tensors"]
 
 
-def test_rollback_skips_the_bad_batches_and_draws_new_noise(cli, tmp_path, fault):
+def test_rollback_skips_the_bad_batches_and_draws_new_noise(tiny, cli, tmp_path, fault):
     """A NaN at step 7 (checkpoint at 5): back to 5, the batches of steps 6-7 skipped, torch
     reseeded from (seed, 1, 7); the run ends at step 20 with finite weights."""
     clean = tmp_path / "clean"
-    assert cli("train", "--out", clean, "--steps", "20", "--quiet", *TINY)[0] == 0
+    assert cli("train", "--out", clean, "--steps", "20", "--quiet", *tiny)[0] == 0
     clean_batches = [b for b, _ in fault["seen"]]
     fault["seen"].clear()
     fault["n"], fault["at"] = 0, {7}
     run = tmp_path / "run"
     with pytest.warns(UserWarning) as w:
         code, _, err = cli(
-            "train", "--out", run, "--steps", "20", "--quiet", *TINY, "on_nonfinite=rollback"
+            "train", "--out", run, "--steps", "20", "--quiet", *tiny, "on_nonfinite=rollback"
         )
     assert code == 0, err
     (msg,) = [str(x.message) for x in w if "rolled back" in str(x.message)]
@@ -264,7 +272,7 @@ def test_rollback_skips_the_bad_batches_and_draws_new_noise(cli, tmp_path, fault
     assert meta["states"]["guard"] == {"rollbacks": 1}
 
 
-def test_rollback_is_capped(cli, tmp_path, fault):
+def test_rollback_is_capped(tiny, cli, tmp_path, fault):
     fault["from"] = 7  # every step from the 7th call on fails
     run = tmp_path / "run"
     with pytest.warns(UserWarning, match="rolled back"):
@@ -275,7 +283,7 @@ def test_rollback_is_capped(cli, tmp_path, fault):
             "--steps",
             "20",
             "--quiet",
-            *TINY,
+            *tiny,
             "on_nonfinite=rollback",
             "max_rollbacks=2",
         )
@@ -289,12 +297,12 @@ def test_rollback_is_capped(cli, tmp_path, fault):
     assert fault["n"] == 10 + 5 + 5
 
 
-def test_rollback_mode_keeps_a_checkpoint_of_step_0(cli, tmp_path, fault):
+def test_rollback_mode_keeps_a_checkpoint_of_step_0(tiny, cli, tmp_path, fault):
     fault["at"] = {2}
     run = tmp_path / "run"
     with pytest.warns(UserWarning, match="rolled back to step 0"):
         code, _, err = cli(
-            "train", "--out", run, "--steps", "6", "--quiet", *TINY, "on_nonfinite=rollback"
+            "train", "--out", run, "--steps", "6", "--quiet", *tiny, "on_nonfinite=rollback"
         )
     assert code == 0, err
     assert _ckpt_names(run) == ["step-000005.safetensors", "step-000006.safetensors"]
@@ -397,12 +405,12 @@ def _run_and_kill(driver: Path, args: list[str], crash_at: str, tmp: Path) -> No
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_sigkill_at_random_points_then_resume_is_bit_identical(cli, tmp_path):
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tiny, cli, tmp_path):
     """Killed three times (twice mid-step at random steps, once halfway through writing a
     checkpoint), resumed each time with --resume: the final G and D weights and the metrics
     equal those of a run that never stopped."""
     steps, every = 40, 5
-    common = [*TINY, "d_steps=2", f"ckpt_every={every}", "--quiet"]
+    common = [*tiny, "d_steps=2", f"ckpt_every={every}", "--quiet"]
     whole = tmp_path / "whole"
     assert cli("train", "--out", whole, "--steps", steps, *common)[0] == 0
 
@@ -447,9 +455,9 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
-def test_a_pickle_planted_as_a_checkpoint_is_refused_and_never_run(cli, tmp_path):
+def test_a_pickle_planted_as_a_checkpoint_is_refused_and_never_run(tiny, cli, tmp_path):
     run = tmp_path / "run"
-    assert cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)[0] == 0
+    assert cli("train", "--out", run, "--steps", "5", "--quiet", *tiny)[0] == 0
     marker = tmp_path / "pwned"
     with open(marker.with_suffix(".probe"), "wb") as f:  # the payload does run when unpickled
         pickle.dump(_Payload(marker.with_suffix(".ran")), f)
