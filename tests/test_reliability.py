@@ -230,6 +230,15 @@ def test_nan_stops_with_the_step_and_the_tensors(tiny, cli, tmp_path, fault):
     assert "D.net.1.weight" in event["tensors"] and "loss_d" in event["tensors"]
 
 
+def test_nan_before_the_first_checkpoint_says_so(tiny, cli, tmp_path, fault):
+    fault["at"] = {2}
+    code, _, err = cli("train", "--out", tmp_path / "r", "--steps", "20", "--quiet", *tiny)
+    assert code == 1
+    assert err.startswith("ganforge train: error: training diverged at step 2: loss_d, ")
+    assert err.strip().endswith("; no checkpoint was written before it; lower the learning rates")
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
 def test_rollback_skips_the_bad_batches_and_draws_new_noise(tiny, cli, tmp_path, fault):
     """A NaN at step 7 (checkpoint at 5): back to 5, the batches of steps 6-7 skipped, torch
     reseeded from (seed, 1, 7); the run ends at step 20 with finite weights."""

@@ -158,10 +158,10 @@ class NonFiniteGuard:
         if self.action == "stop" or self.rollbacks >= self.max_rollbacks or last is None:
             if self.dist.is_main:
                 trainer.run.append_event(found.event("stop"))
-            if self.action == "stop":
+            if last is None:
+                advice = "no checkpoint was written before it; lower the learning rates"
+            elif self.action == "stop":
                 advice = "set train.on_nonfinite=rollback to retry from it, or lower the rates"
-            elif last is None:
-                advice = "no checkpoint to roll back to"
             else:
                 advice = f"rolled back {self.rollbacks} time(s) already (train.max_rollbacks)"
             kept = "" if last is None else f"; the last good checkpoint is step {last}"
