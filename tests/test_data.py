@@ -756,7 +756,7 @@ def test_sampler_resume_is_exact() -> None:
     expected = [a.next() for _ in range(12)]
     b = BatchSampler(n=10, batch_size=4, seed=999)
     buf.seek(0)
-    b.load_state_dict(torch.load(buf))
+    b.load_state_dict(torch.load(buf, weights_only=True))
     got = [b.next() for _ in range(12)]
     assert all(torch.equal(e, g) for e, g in zip(expected, got, strict=True))
     assert (a.epoch, a.pos) == (b.epoch, b.pos)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -74,7 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line_warning(
     message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
 ) -> str:
-    return f"ganforge: warning: {message}\n"
+    return f"ganforge: warning: {' '.join(str(message).split())}\n"
+
+
+def _out_of_memory(e: BaseException) -> str | None:
+    """What an allocation failure tried to allocate, or None when ``e`` is not one. torch
+    reports a failed allocation as a RuntimeError (CPU) or torch.OutOfMemoryError (GPU)."""
+    text = str(e)
+    if not (isinstance(e, MemoryError) or "allocate" in text or "out of memory" in text):
+        return None
+    size = re.search(r"[Tt]ried to allocate ([\d.]+ ?[A-Za-z]+)", text)
+    if size is None:
+        return "an allocation failed"
+    amount = size.group(1)
+    if amount.endswith("bytes") and amount[:-5].strip().isdigit():
+        amount = f"{int(amount[:-5]) / 2**30:,.1f} GiB"
+    return f"tried to allocate {amount}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,8 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command.run(args)
     except GanforgeError as e:
-        print(f"ganforge {args.command}: error: {e}", file=sys.stderr)
+        one_line = " ".join(str(e).split())  # a path or value may hold a newline
+        print(f"ganforge {args.command}: error: {one_line}", file=sys.stderr)
         return e.exit_code
+    except (MemoryError, RuntimeError) as e:
+        reason = _out_of_memory(e)
+        if reason is None:
+            raise  # a bug: keep its traceback
+        print(
+            f"ganforge {args.command}: error: out of memory ({reason}); lower the sizes "
+            "(train.batch_size, data.image_size, model widths, train.n_samples, --n)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"ganforge {args.command}: interrupted", file=sys.stderr)
         return 130

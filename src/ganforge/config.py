@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -88,6 +89,8 @@ class TrainConfig:
     tensorboard: bool = False  # also write TensorBoard events to the run folder
     eval_every: int = 0  # steps between FIDs logged to metrics.jsonl (best kept); 0: never
     eval_n: int = 1000  # samples behind each eval_every FID
+    on_nonfinite: str = "stop"  # on a NaN/inf loss or weight: "stop", or "rollback" and retry
+    max_rollbacks: int = 3  # rollbacks allowed in one run before it stops
 
 
 @dataclass
@@ -187,7 +190,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.batch_size": _POSITIVE,
     "train.d_steps": _POSITIVE,
     "train.g_steps": _POSITIVE,
-    "train.seed": _NON_NEGATIVE,
+    "train.seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),  # numpy's seed range
     "train.device": (
         lambda v: v in ("auto", "cpu", "cuda") or (v[:5] == "cuda:" and v[5:].isdigit()),
         "auto, cpu, cuda or cuda:N",
@@ -202,6 +205,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.n_samples": _POSITIVE,
     "train.ckpt_every": _POSITIVE,
     "train.keep_ckpts": _POSITIVE,
+    "train.max_rollbacks": _NON_NEGATIVE,
     "stab.gp": _NON_NEGATIVE,
     "stab.r1": _NON_NEGATIVE,
     "stab.clip": _POSITIVE,
@@ -235,8 +239,14 @@ def _choices() -> dict[str, tuple[str, ...]]:
     # Imported late: the tables live beside their implementations.
     from ganforge.losses import LOSSES
     from ganforge.nets import ARCHS
+    from ganforge.train.guard import ACTIONS
 
-    return {"train.loss": tuple(LOSSES), "model.arch": tuple(ARCHS), "preset": tuple(PRESETS)}
+    return {
+        "train.loss": tuple(LOSSES),
+        "model.arch": tuple(ARCHS),
+        "preset": tuple(PRESETS),
+        "train.on_nonfinite": tuple(ACTIONS),
+    }
 
 
 def fields_of(cfg: Config) -> dict[str, type]:
@@ -259,8 +269,8 @@ def resolve_key(key: str, cfg: Config | None = None) -> str:
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise ConfigError(f"ambiguous key '{key}': say one of {', '.join(matches)}")
-    raise ConfigError(f"unknown config key '{key}' (see `ganforge train --help` for the keys)")
+        raise ConfigError(f"ambiguous key {key!r}: say one of {', '.join(matches)}")
+    raise ConfigError(f"unknown config key {key!r} (see `ganforge train --help` for the keys)")
 
 
 def _type_name(tp: Any) -> str:
@@ -359,6 +369,9 @@ def set_value(cfg: Config, key: str, raw: Any) -> None:
 
 
 def _check(key: str, value: Any) -> None:
+    items = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     choices = _choices().get(key)
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(choices)}")
@@ -385,7 +398,7 @@ def apply(cfg: Config, values: Mapping[str, Any]) -> Config:
 def preset(name: str) -> Config:
     """A fresh config of preset ``name``."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     cfg = Config(preset=name)
     return apply(cfg, PRESETS[name].values)
 
@@ -405,7 +418,7 @@ def split_override(text: str) -> tuple[str, str]:
     """``"train.lr_d=1e-4"`` -> ``("train.lr_d", "1e-4")``."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"expected key=value, got '{text}'")
+        raise ConfigError(f"expected key=value, got {text!r}")
     return key.strip(), raw.strip()
 
 

@@ -22,7 +22,10 @@ def load_generator(
     one (``stab.ema``)."""
     folder = RunFolder(Path(run))
     cfg = folder.read_config()
-    tensors, meta = checkpoint.read(checkpoint_file or folder.latest_checkpoint())
+    if checkpoint_file is not None:
+        tensors, meta = checkpoint.read(checkpoint_file)
+    else:
+        _, tensors, meta = checkpoint.load_latest(folder.checkpoints)
     shape = tuple(int(s) for s in meta["data_shape"])
     g, _ = nets.build(cfg.model, shape)
     g_state = checkpoint.subset(tensors, "G_ema") or checkpoint.subset(tensors, "G")

@@ -32,6 +32,7 @@ from ganforge.report.plots import loss_plot, samples_png
 from ganforge.sample import generate
 from ganforge.train import device as devices
 from ganforge.train import distributed
+from ganforge.train.guard import NonFiniteGuard
 from ganforge.train.run import RunFolder, default_out
 from ganforge.train.step import GANStep, make_tricks
 
@@ -50,6 +51,8 @@ RESUMABLE_KEYS = frozenset(
         "train.cudnn_benchmark",
         "train.compile",
         *(f"diagnose.{f.name}" for f in dataclasses.fields(DiagnoseConfig)),
+        "train.on_nonfinite",
+        "train.max_rollbacks",
     }
 )
 BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
@@ -227,6 +230,7 @@ class Trainer:
             )
         seed_everything(t.seed)
         self.gan = build_step(cfg, self.data.sample_shape, self.device)
+        _check_batchnorm(t.batch_size, {"G": self.gan.G, "D": self.gan.D})  # per process
         # plain modules: checkpoints and samples (G_ema, historical means: when switched on)
         self.modules = {"G": self.gan.G, "D": self.gan.D, **self.gan.tricks.modules()}
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
@@ -242,6 +246,14 @@ class Trainer:
             real_reference(self.data, t.n_samples, t.seed),
             mode_counter(cfg.data.source, self.data.sample_shape),
         )
+        self.guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks, self.dist)
+        # Everything else a checkpoint holds: one line per object with state_dict() and
+        # load_state_dict() (see ganforge.checkpoint).
+        self.states: dict[str, checkpoint.Stateful] = {
+            "sampler": self.sampler,
+            "meter": self.meter,
+            "guard": self.guard,
+        }
         self.step = 0
         self.writer: Any = None
         self.probe: Any = None  # FID during training (train.eval_every), best checkpoint kept
@@ -252,8 +264,12 @@ class Trainer:
             self.probe = FidProbe(self.data, t.eval_n, cfg.model.latent_dim, t.seed, self.device)
 
     def restore(self) -> None:
-        """Continue from the run's newest checkpoint: weights, optimisers, RNGs, data order."""
-        tensors, meta = checkpoint.read(self.run.latest_checkpoint())
+        """Continue from the run's newest intact checkpoint: weights, optimisers, RNGs, data
+        order, and every named state (``self.states``)."""
+        main = self.dist.is_main
+        if main:
+            checkpoint.clean_temporary(self.run.checkpoints)
+        _, tensors, meta = checkpoint.load_latest(self.run.checkpoints, set_aside=main)
         if meta.get("model") != _jsonable(self.cfg.to_dict()["model"]):
             raise GanforgeError(f"{self.run.path}: the checkpoint was made by another architecture")
         if (world := meta.get("world_size", 1)) != self.dist.world:
@@ -261,12 +277,17 @@ class Trainer:
                 f"{self.run.path} was trained by {world} process(es); resume it with as many "
                 f"(this is {self.dist.world})"
             )
-        checkpoint.restore(tensors, meta, modules=self.modules, optimizers=self.optimizers)
-        self.sampler.load_state_dict(checkpoint.subset(tensors, "sampler") | meta["sampler"])
-        self.meter.load_state_dict(checkpoint.subset(tensors, "meter"), meta["meter"])
+        checkpoint.restore(
+            tensors, meta, modules=self.modules, optimizers=self.optimizers, states=self.states
+        )
         devices.restore_cuda_rng(tensors, meta, self.device)
         self.step = self.gan.t = int(meta["step"])
         self.best_fid = float(meta.get("best_fid", math.inf))
+        if self.cfg.train.steps < self.step:
+            raise ConfigError(
+                f"train.steps={self.cfg.train.steps} is below the step {self.step} the run has "
+                f"reached; pass --steps {self.step} or more"
+            )
         distributed.on_main(lambda: self.run.truncate_metrics(self.step), self.dist)
         for row in self.run.metrics():  # the rules' memory: episodes already reported stay so
             self.watch.update(row)
@@ -275,23 +296,17 @@ class Trainer:
         """The step's checkpoint, or one called ``name`` in the same folder (never pruned)."""
         if not self.dist.is_main:
             return
-        run, s = self.run, self.sampler
+        run = self.run
         run.checkpoints.mkdir(exist_ok=True)
         checkpoint.save(
             run.checkpoints / name if name else checkpoint.path_for(run.checkpoints, self.step),
             step=self.step,
             modules=self.modules,
             optimizers=self.optimizers,
-            extra_tensors={
-                "sampler.generator": s.generator.get_state(),
-                "sampler.perm": s.perm,
-                **{f"meter.{k}": v for k, v in self.meter.sums.items()},
-            },
+            states=self.states,
             meta={
-                "meter": self.meter.counters(),
                 "model": self.cfg.to_dict()["model"],
                 "data_shape": list(self.data.sample_shape),
-                "sampler": {"pos": s.pos, "epoch": s.epoch},
                 "world_size": self.dist.world,
                 "rng_cuda_device": self.device.index,  # None on CPU
                 "best_fid": self.best_fid,
@@ -352,6 +367,7 @@ class Trainer:
         display = _Display(t.steps, self.step, self.quiet, t.sample_every)
         flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
+        self.guard.start(self)
         meter.start()
         last: dict[str, Any] = {}
         try:
@@ -366,11 +382,21 @@ class Trainer:
                         for _ in range(t.d_steps)
                     ]
                     stats = self.gan(reals, measure=log_now)
+                    self.guard.watch(step, stats)
+                    # Read the flag once: a Ctrl-C arriving after this line stops the run one
+                    # step later, never between the check and the checkpoint it asks for.
+                    stop = flag.requested
+                    if self.dist.enabled:  # all ranks stop at one step: they agree at log steps
+                        stop = log_now and distributed.any_across(stop, self.dist)
+                    sample_now = step % t.sample_every == 0 or step == t.steps
+                    ckpt_now = step % t.ckpt_every == 0 or step == t.steps or stop
+                    if (log_now or sample_now or ckpt_now) and not self.guard.check(
+                        self, stats, weights=ckpt_now
+                    ):
+                        continue  # rolled back: self.step is the last good checkpoint's
                     meter.add(stats)
                     row = None
-                    fakes = None
-                    if step % t.sample_every == 0 or step == t.steps:
-                        fakes = self.save_samples()
+                    fakes = self.save_samples() if sample_now else None
                     if log_now:
                         row = last = meter.row(step, stats)
                         if eval_now:
@@ -379,12 +405,7 @@ class Trainer:
                         # a budget: a run stopped and resumed logs what the whole run logs
                         self.diagnose(row, fakes if step % t.sample_every == 0 else None, display)
                         self.log(row)
-                    # Read the flag once: a Ctrl-C arriving after this line stops the run one
-                    # step later, never between the check and the checkpoint it asks for.
-                    stop = flag.requested
-                    if self.dist.enabled:  # all ranks stop at one step: they agree at log steps
-                        stop = log_now and distributed.any_across(stop, self.dist)
-                    if step % t.ckpt_every == 0 or step == t.steps or stop:
+                    if ckpt_now:
                         self.save_checkpoint()
                     display.update(step, row)
                     if stop:
@@ -424,17 +445,18 @@ class _Meter:
         self.t0 = self.clock = time.perf_counter()
         self.timed = 0  # steps since ``clock``
 
-    def counters(self) -> dict[str, float]:
-        """What a checkpoint keeps besides the sums: a resumed interval averages like the
-        uninterrupted one, and ``elapsed_s`` goes on counting."""
-        return {"count": self.count, "elapsed": self.elapsed + time.perf_counter() - self.t0}
+    def state_dict(self) -> dict[str, Any]:
+        """The interval's sums and count (a resumed interval averages like the uninterrupted
+        one) and the training time so far (``elapsed_s`` goes on counting)."""
+        return {
+            **{f"sums.{k}": v for k, v in self.sums.items()},
+            "count": self.count,
+            "elapsed": self.elapsed + time.perf_counter() - self.t0,
+        }
 
-    def load_state_dict(self, sums: dict[str, torch.Tensor], counters: dict[str, float]) -> None:
-        self.sums, self.count, self.elapsed = (
-            dict(sums),
-            int(counters["count"]),
-            counters["elapsed"],
-        )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums = {k[5:]: v for k, v in state.items() if k.startswith("sums.")}
+        self.count, self.elapsed = int(state["count"]), float(state["elapsed"])
 
     def add(self, stats: dict[str, torch.Tensor]) -> None:
         for k in self.MEANS:
@@ -484,6 +506,17 @@ def train(
 def _jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(value))
+
+
+def _check_batchnorm(batch_size: int, modules: dict[str, torch.nn.Module]) -> None:
+    """BatchNorm in training mode normalises by the batch's variance: one sample has none."""
+    for name, m in modules.items():
+        bn = torch.nn.modules.batchnorm._BatchNorm
+        if batch_size < 2 and any(isinstance(layer, bn) for layer in m.modules()):
+            raise ConfigError(
+                f"train.batch_size={batch_size} cannot train the BatchNorm layers of {name}, "
+                "which need 2 samples or more per batch"
+            )
 
 
 def _check_finite(row: dict[str, float], step: int) -> None:
