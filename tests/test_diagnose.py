@@ -262,7 +262,10 @@ def test_bad_thresholds_are_refused(text):
 
 
 # D's learning rate 100 times G's: D wins at once and G never catches up.
-BROKEN = [*TINY, "optim.lr_g=2e-4", "optim.lr_d=2e-2", "train.ckpt_every=20"]
+# A 50-step tiny G covers few MNIST classes, which the mode-collapse rule rightly reports when
+# the shipped classifier is installed; these runs are about the loss rules, so it is off.
+QUIET_MODES = [*TINY, "diagnose.collapse_ratio=0"]
+BROKEN = [*QUIET_MODES, "optim.lr_g=2e-4", "optim.lr_d=2e-2", "train.ckpt_every=20"]
 
 
 def _warnings(run):
@@ -298,7 +301,7 @@ def test_a_deliberately_broken_run_warns_d_too_strong_once_and_resumes_without_r
 
 def test_the_same_run_with_equal_learning_rates_warns_nothing(cli, tmp_path):
     run = tmp_path / "ok"
-    code, out, err = cli("train", "--out", run, "--steps", "50", *TINY)
+    code, out, err = cli("train", "--out", run, "--steps", "50", *QUIET_MODES)
     assert code == 0 and "warning" not in out + err
     assert _warnings(run) == []
 

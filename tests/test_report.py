@@ -18,7 +18,10 @@ from ganforge.report.html import MAX_STRIP, _strip, write_report
 from ganforge.train.loop import train
 
 CHROMIUM = Path("/usr/bin/chromium")
-BROKEN = [*TINY, "optim.lr_d=2e-2", "train.ckpt_every=40"]  # D's lr 100 x G's: D too strong
+# A 40-step tiny G covers few MNIST classes, which the mode-collapse rule rightly reports when
+# the shipped classifier is installed; these runs are about the loss rules, so it is off.
+QUIET_MODES = [*TINY, "diagnose.collapse_ratio=0"]
+BROKEN = [*QUIET_MODES, "optim.lr_d=2e-2", "train.ckpt_every=40"]  # D's lr 100 x G's: D too strong
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     broken, healthy = root / "broken", root / "healthy"
     train(cfglib.build(overrides=[*BROKEN, "steps=40", "diagnose.report=true"]), broken, quiet=True)
-    train(cfglib.build(overrides=[*TINY, "steps=40"]), healthy, quiet=True)
+    train(cfglib.build(overrides=[*QUIET_MODES, "steps=40"]), healthy, quiet=True)
     return broken, healthy
 
 
