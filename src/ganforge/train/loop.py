@@ -28,7 +28,7 @@ from ganforge.losses import LOSSES
 from ganforge.report.plots import loss_plot, samples_png
 from ganforge.sample import generate
 from ganforge.train import device as devices
-from ganforge.train import distributed
+from ganforge.train import distributed, snapshots
 from ganforge.train.run import RunFolder, default_out
 from ganforge.train.step import GANStep
 
@@ -40,6 +40,7 @@ RESUMABLE_KEYS = frozenset(
         "train.sample_every",
         "train.ckpt_every",
         "train.keep_ckpts",
+        "train.snapshot_every",
         "train.tensorboard",
         "train.threads",
         "train.device",
@@ -291,6 +292,8 @@ class Trainer:
             self.writer = _tensorboard(self.run)
         if self.step == 0:
             self.save_samples()
+            if t.snapshot_every:
+                snapshots.save(self.run.path, 0, None, self.gan.G, self.gan.D)
         display = _Display(t.steps, self.step, self.quiet, t.sample_every)
         flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
@@ -306,7 +309,11 @@ class Trainer:
                         self.batches.get(distributed.shard(self.sampler.next(), self.dist))
                         for _ in range(t.d_steps)
                     ]
+                    snap = t.snapshot_every and (step % t.snapshot_every == 0 or step == t.steps)
+                    g_pre = snapshots.copy_state(self.gan.G) if snap else None
                     stats = self.gan(reals, measure=log_now)
+                    if snap:
+                        snapshots.save(self.run.path, step, g_pre, self.gan.G, self.gan.D)
                     meter.add(stats)
                     row = None
                     if log_now:

@@ -6,6 +6,7 @@ RUN/samples/step-XXXXXX.png  grids from a fixed z
 RUN/loss.png               L_D and L_G against the step
 RUN/checkpoints/step-XXXXXX.safetensors
 RUN/tb/                    TensorBoard events, when enabled
+RUN/snapshots/step-XXXXXX.safetensors  G and D weights, when train.snapshot_every > 0
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from ganforge.config import Config, from_json
 from ganforge.errors import GanforgeError
 
 # What a run writes: --overwrite deletes these and nothing else.
-RUN_FILES = ("config.json", "metrics.jsonl", "loss.png", "samples", "checkpoints", "tb")
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "loss.png",
+    "samples",
+    "checkpoints",
+    "tb",
+    "snapshots",
+    "theory",
+)
 
 
 def default_out(preset: str) -> Path:
