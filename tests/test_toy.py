@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -237,6 +238,6 @@ def test_snapshot_g_pre_is_the_previous_steps_g(cli, tmp_path: Path):
     assert code == 0, err
     snaps = [snapshots.read(p) for _, p in snapshots.list_snapshots(out)]
     assert [s.step for s in snaps] == [0, 1, 2, 3]
-    for before, after in zip(snaps, snaps[1:]):
+    for before, after in itertools.pairwise(snaps):
         assert all(torch.equal(after.g_pre[k], before.g[k]) for k in before.g)
         assert not torch.equal(after.d["net.1.weight"], before.d["net.1.weight"])

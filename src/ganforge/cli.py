@@ -10,6 +10,7 @@ from typing import Any, NoReturn, Protocol
 
 from ganforge import config as cfglib
 from ganforge.commands import sample as sample_cmd
+from ganforge.commands import theory as theory_cmd
 from ganforge.commands import train as train_cmd
 from ganforge.errors import GanforgeError
 
@@ -39,6 +40,7 @@ class Command(Protocol):
 COMMANDS: dict[str, Command] = {
     "train": train_cmd,
     "sample": sample_cmd,
+    "theory": theory_cmd,
 }
 
 
