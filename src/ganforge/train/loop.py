@@ -292,8 +292,8 @@ class Trainer:
             self.writer = _tensorboard(self.run)
         if self.step == 0:
             self.save_samples()
-            if t.snapshot_every:
-                snapshots.save(self.run.path, 0, None, self.gan.G, self.gan.D)
+            if t.snapshot_every and self.dist.is_main:
+                snapshots.save(self.run.path, 0, None, self.modules["G"], self.modules["D"])
         display = _Display(t.steps, self.step, self.quiet, t.sample_every)
         flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
@@ -309,11 +309,13 @@ class Trainer:
                         self.batches.get(distributed.shard(self.sampler.next(), self.dist))
                         for _ in range(t.d_steps)
                     ]
-                    snap = t.snapshot_every and (step % t.snapshot_every == 0 or step == t.steps)
-                    g_pre = snapshots.copy_state(self.gan.G) if snap else None
+                    snap = self.dist.is_main and snapshots.due(step, t.snapshot_every, t.steps)
+                    g_pre = snapshots.copy_state(self.modules["G"]) if snap else None
                     stats = self.gan(reals, measure=log_now)
                     if snap:
-                        snapshots.save(self.run.path, step, g_pre, self.gan.G, self.gan.D)
+                        snapshots.save(
+                            self.run.path, step, g_pre, self.modules["G"], self.modules["D"]
+                        )
                     meter.add(stats)
                     row = None
                     if log_now:

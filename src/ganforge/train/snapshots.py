@@ -34,6 +34,12 @@ _NAME = re.compile(r"step-(\d+)\.safetensors$")
 State = dict[str, torch.Tensor]
 
 
+def due(step: int, every: int, last: int) -> bool:
+    """Whether step ``step`` (of ``last``) takes a snapshot: every ``every`` steps and the last
+    one; never when ``every`` is 0."""
+    return every > 0 and (step % every == 0 or step == last)
+
+
 def copy_state(m: nn.Module) -> State:
     """A detached CPU copy of ``m``'s state dict (taken before the step changes it)."""
     return {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
