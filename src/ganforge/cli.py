@@ -15,6 +15,7 @@ from ganforge.commands import diagnose as diagnose_cmd
 from ganforge.commands import eval as eval_cmd
 from ganforge.commands import report as report_cmd
 from ganforge.commands import sample as sample_cmd
+from ganforge.commands import theory as theory_cmd
 from ganforge.commands import train as train_cmd
 from ganforge.errors import GanforgeError
 
@@ -48,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     "eval": eval_cmd,
     "diagnose": diagnose_cmd,
     "report": report_cmd,
+    "theory": theory_cmd,
 }
 
 

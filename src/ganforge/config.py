@@ -86,6 +86,7 @@ class TrainConfig:
     n_samples: int = 64  # samples in each grid
     ckpt_every: int = 2000  # steps between checkpoints (one is always written at the end)
     keep_ckpts: int = 2  # checkpoints kept on disk, newest first
+    snapshot_every: int = 0  # steps between G/D weight snapshots (for `ganforge theory`); 0: none
     tensorboard: bool = False  # also write TensorBoard events to the run folder
     eval_every: int = 0  # steps between FIDs logged to metrics.jsonl (best kept); 0: never
     eval_n: int = 1000  # samples behind each eval_every FID
@@ -143,6 +144,22 @@ class Preset:
     values: Mapping[str, Any]
 
 
+# Toy worlds: points in R^D, so a linear output layer; small nets without BatchNorm.
+_TOY_MLP: dict[str, Any] = {
+    "model.latent_dim": 16,
+    "model.g_hidden": (128, 128),
+    "model.d_hidden": (128, 128),
+    "model.g_batchnorm": False,
+    "model.g_out": "linear",
+    "optim.lr_g": 1e-3,
+    "optim.lr_d": 1e-3,
+    "train.batch_size": 256,
+    "train.log_every": 50,
+    "train.sample_every": 500,
+    "train.n_samples": 1000,
+    "train.ckpt_every": 1000,
+}
+
 PRESETS: dict[str, Preset] = {
     "mnist-mlp": Preset(
         "the course's MLP GAN on the bundled 5k MNIST images (default; ~3 min on 2 cores)", {}
@@ -160,6 +177,26 @@ PRESETS: dict[str, Preset] = {
             "train.ckpt_every": 1000,
             "train.log_every": 50,
         },
+    ),
+    "toy-1d": Preset(
+        "1-D two-Gaussian mixture, small MLPs, z of size 1, snapshots for `ganforge theory`",
+        {
+            "data.source": "gmm1d:-2,2:0.5:0.3,0.7",
+            **_TOY_MLP,
+            "model.latent_dim": 1,  # x = G(z) is a curve: the z-to-x mapping can be drawn
+            "model.g_hidden": (32, 32),
+            "model.d_hidden": (32, 32),
+            "train.steps": 3000,
+            "train.snapshot_every": 25,
+        },
+    ),
+    "ring8": Preset(
+        "8 Gaussians on a circle (2-D), small MLPs, for mode counting (~1 min)",
+        {"data.source": "ring8", **_TOY_MLP, "train.steps": 5000, "train.snapshot_every": 500},
+    ),
+    "grid25": Preset(
+        "25 Gaussians on a 5 x 5 grid (2-D), small MLPs, for mode counting (~1 min)",
+        {"data.source": "grid25", **_TOY_MLP, "train.steps": 5000, "train.snapshot_every": 500},
     ),
 }
 
@@ -227,6 +264,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "diagnose.collapse_checks": _POSITIVE,
     "diagnose.osc_growth": (lambda v: v > 1, "> 1"),
     "diagnose.osc_min": _NON_NEGATIVE,
+    "train.snapshot_every": _NON_NEGATIVE,
 }
 
 

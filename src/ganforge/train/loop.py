@@ -31,7 +31,7 @@ from ganforge.losses import LOSSES
 from ganforge.report.plots import loss_plot, samples_png
 from ganforge.sample import generate
 from ganforge.train import device as devices
-from ganforge.train import distributed
+from ganforge.train import distributed, snapshots
 from ganforge.train.guard import NonFiniteGuard
 from ganforge.train.run import RunFolder, default_out
 from ganforge.train.step import GANStep, make_tricks
@@ -44,6 +44,7 @@ RESUMABLE_KEYS = frozenset(
         "train.sample_every",
         "train.ckpt_every",
         "train.keep_ckpts",
+        "train.snapshot_every",
         "train.tensorboard",
         "train.threads",
         "train.device",
@@ -364,6 +365,8 @@ class Trainer:
             self.writer = _tensorboard(self.run)
         if self.step == 0:
             self.save_samples()
+            if t.snapshot_every and self.dist.is_main:
+                snapshots.save(self.run.path, 0, None, self.modules["G"], self.modules["D"])
         display = _Display(t.steps, self.step, self.quiet, t.sample_every)
         flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
@@ -381,6 +384,8 @@ class Trainer:
                         self.batches.get(distributed.shard(self.sampler.next(), self.dist))
                         for _ in range(t.d_steps)
                     ]
+                    snap = self.dist.is_main and snapshots.due(step, t.snapshot_every, t.steps)
+                    g_pre = snapshots.copy_state(self.modules["G"]) if snap else None
                     stats = self.gan(reals, measure=log_now)
                     self.guard.watch(step, stats)
                     # Read the flag once: a Ctrl-C arriving after this line stops the run one
@@ -394,6 +399,10 @@ class Trainer:
                         self, stats, weights=ckpt_now
                     ):
                         continue  # rolled back: self.step is the last good checkpoint's
+                    if snap:
+                        snapshots.save(
+                            self.run.path, step, g_pre, self.modules["G"], self.modules["D"]
+                        )
                     meter.add(stats)
                     row = None
                     fakes = self.save_samples() if sample_now else None

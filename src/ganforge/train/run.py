@@ -8,6 +8,7 @@ RUN/report.html            the run report (ganforge report), written at the end 
 RUN/checkpoints/step-XXXXXX.safetensors
 RUN/events.jsonl           one JSON object per event (a rollback after a NaN), when any
 RUN/tb/                    TensorBoard events, when enabled
+RUN/snapshots/step-XXXXXX.safetensors  G and D weights, when train.snapshot_every > 0
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ RUN_FILES = (
     "samples",
     "checkpoints",
     "tb",
+    "snapshots",
+    "theory",
 )
 
 
