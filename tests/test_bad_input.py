@@ -89,7 +89,7 @@ def _make_data(d: Path) -> None:
     (d / "cut.npy").write_bytes(full[: len(full) // 2])
     (d / "text.npy").write_text("hello")
     (d / "cut.npz").write_bytes((d / "keys.npz").read_bytes()[:50])
-    (d / "table.csv").write_text("1,2\n")
+    (d / "table.txt").write_text("1,2\n")
     # IDX and CIFAR-10 folders
     (d / "idx").mkdir()
     header = struct.pack(">IIII", 2051, 10, 28, 28)
@@ -234,7 +234,7 @@ CASES = [
     ([*T, "--data", "{data}/truncated", "skip_bad=0"], 1, "{data}/truncated/b.png: not a readable"),
     ([*T, "--data", "{data}/sizes"], 1, "{data}/sizes/a.png is 8x8 but {data}/sizes/b.png is 9x8"),
     ([*T, "--data", "{data}/sizes_rgb"], 1, "{data}/sizes_rgb/a.png is 8x8 but"),
-    ([*T, "--data", "{data}/table.csv"], 1, "{data}/table.csv: unsupported file type"),
+    ([*T, "--data", "{data}/table.txt"], 1, "{data}/table.txt: unsupported file type"),
     ([*T, "--data", "{data}/idx"], 1, "{data}/idx/train-images-idx3-ubyte: size mismatch"),
     ([*T, "--data", "{data}/idx_magic"], 1, "{data}/idx_magic/train-images-idx3-ubyte: not an"),
     ([*T, "--data", "{data}/idx_gz"], 1, "{data}/idx_gz/train-images-idx3-ubyte.gz: cannot read"),

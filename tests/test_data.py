@@ -119,14 +119,16 @@ def test_missing_path_is_named(tmp_path: Path) -> None:
 
 
 def test_data_sources_lists_every_named_source() -> None:
-    assert set(DATA_SOURCES) == {"mnist5k", "mnist", "fashion-mnist", "cifar10"}
+    named = {"mnist5k", "stacked-mnist", "mnist", "fashion-mnist", "cifar10"}
+    toys = {"ring8", "grid25", "spiral", "gmm1d:M[:S[:W]]"}
+    assert set(DATA_SOURCES) == named | toys
     assert all(isinstance(v, str) and "\n" not in v for v in DATA_SOURCES.values())
 
 
 def test_unsupported_file_type(tmp_path: Path) -> None:
-    (tmp_path / "data.csv").write_text("1,2\n")
-    with pytest.raises(DataError, match=r"data\.csv: unsupported file type"):
-        load_dataset(str(tmp_path / "data.csv"))
+    (tmp_path / "data.txt").write_text("1,2\n")
+    with pytest.raises(DataError, match=r"data\.txt: unsupported file type"):
+        load_dataset(str(tmp_path / "data.txt"))
 
 
 # ---------------------------------------------------------------- mnist5k
