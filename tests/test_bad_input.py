@@ -157,6 +157,7 @@ def _snapshot(root: Path) -> dict[str, str]:
 T = ["train", "--out", "{out}", "--quiet"]  # a train command into a fresh folder
 TD = [*T, "--data", "{data}/good.npy", *RUN_ARGS]  # ... on data that loads
 S = ["sample", "{run}", "--out", "{out}.npy"]
+A = ["ablate", "--out", "{out}", "--quiet"]
 
 CASES = [
     # ---- config: keys, types, values
@@ -304,6 +305,18 @@ CASES = [
     ([*S[:3], "{out}/x.npy"], 1, "folder {out} does not exist"),
     (["sample", "{run}"], 2, "the following arguments are required: --out"),
     (["sample", "{run}", "--out", "{out}.npy", "n=3"], 2, "unrecognized arguments: n=3"),
+    # ---- ablate: every cell's config is checked before any run starts
+    ([*A, "--preset", "nope"], 2, "unknown preset 'nope'; choose one of"),
+    ([*A, "--seeds", "0"], 2, "--seeds must be at least 1, got 0"),
+    ([*A, "--jobs", "0"], 2, "--jobs must be at least 1, got 0"),
+    ([*A, "--steps", "-1"], 2, "--steps must be at least 1, got -1"),
+    ([*A, "--samples", "0"], 2, "--samples must be at least 1, got 0"),
+    ([*A, "--vary", "lr_d=abc"], 2, "optim.lr_d: expected a number, got 'abc'"),
+    ([*A, "--vary", "nosuch=1,2"], 2, "unknown config key 'nosuch'"),
+    ([*A, "--vary", "lr_d"], 2, "--vary expects key=v1,v2,..., got 'lr_d'"),
+    ([*A, "--cell", "lr_d=0"], 2, "optim.lr_d: must be > 0, got 0.0"),
+    ([*A, "--cell", "oops"], 2, "expected key=value, got 'oops'"),
+    ([*A, "nosuch=1"], 2, "unknown config key 'nosuch'"),
     # ---- the command itself
     (["bogus"], 2, "argument COMMAND: invalid choice: 'bogus'"),
     (["train", "--stepz", "3"], 2, "unrecognized arguments: --stepz"),
@@ -333,7 +346,7 @@ def test_bad_input_gives_one_line_an_exit_code_and_writes_nothing(
 
 def test_the_table_covers_every_command():
     assert len(CASES) >= 50
-    assert {args[0] for args, _, _ in CASES} >= {"train", "sample"}
+    assert {args[0] for args, _, _ in CASES} >= {"train", "sample", "ablate"}
 
 
 # ---------------------------------------------------------------- switches that are not errors
