@@ -80,12 +80,13 @@ def test_virtual_batch_norm_is_batch_norm_over_the_reference_plus_the_example():
         assert_close(vbn(x)[i], expected)
 
 
-def test_virtual_batch_norm_output_does_not_depend_on_the_rest_of_the_batch():
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_virtual_batch_norm_output_does_not_depend_on_the_rest_of_the_batch(arch):
     torch.manual_seed(0)
-    cfg = ModelConfig(latent_dim=4, g_hidden=(8, 8), virtual_batch_norm=True)
-    g, _ = nets.build(cfg, (3,))
+    cfg = ModelConfig(arch=arch, latent_dim=4, g_hidden=(8, 8), width=8, virtual_batch_norm=True)
+    g, _ = nets.build(cfg, (1, 28, 28) if arch == "dcgan" else (3,))
     assert isinstance(g, VirtualBatchNormG) and g.latent_dim == 4
-    assert not any(isinstance(m, nn.BatchNorm1d) for m in g.modules())
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in g.modules())
     z = torch.randn(5, 4)
     alone = g(z[:1])
     assert_close(g(z)[:1], alone)
