@@ -32,7 +32,7 @@ from ganforge.errors import ConfigError
 # the training measurements); the rest follow.
 KNOWN_METRICS: dict[str, bool | None] = {
     "modes": True,
-    "high_quality": True,
+    "hq_share": True,
     "kl": False,
     "fid": False,
     "kid": False,
@@ -210,8 +210,8 @@ def _mode_metrics(x: Any, mixture: Any) -> dict[str, float]:
     from ganforge.metrics.modes import mode_metrics  # type: ignore[import-not-found,unused-ignore]
 
     m = mode_metrics(x, mixture)
-    table = m if isinstance(m, dict) else vars(m)
-    return {k: float(v) for k, v in table.items() if isinstance(v, (int, float))}
+    # modes captured, share of high-quality samples, KL of their histogram to the weights
+    return {k: float(m[k]) for k in ("modes", "hq_share", "kl")}
 
 
 def _image_metrics(cfg: cfglib.Config, run: Path, n: int) -> dict[str, float]:
