@@ -129,13 +129,19 @@ def run(args: argparse.Namespace) -> int:
     with progress:
         task = progress.add_task("runs", total=len(jobs))
 
+        finished: list[ablate.Record] = []
+        title = f"ablation on {args.preset}" + (f", {args.steps} steps" if args.steps else "")
+
         def done(r: ablate.Record) -> None:
+            finished.append(r)
+            # the tables so far: a grid cut short (a time limit, a crash) still leaves them
+            ablate.write_csv(finished, out / "ablation.csv")
+            ablate.write_markdown(finished, out / "ablation.md", title + " (in progress)")
             progress.advance(task)
             if not args.quiet and not live:
                 console.print(f"  {r.cell.label} seed {r.seed}: {r.status}", highlight=False)
 
         records = ablate.run_grid(jobs, workers, done)
-    title = f"ablation on {args.preset}" + (f", {args.steps} steps" if args.steps else "")
     ablate.write_outputs(records, out, title)
     if not args.quiet:
         bad = sum(r.status != "ok" for r in records)
