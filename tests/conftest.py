@@ -20,6 +20,7 @@ TINY = [
     "train.sample_every=10",
     "train.ckpt_every=5",
     "train.n_samples=16",
+    "diagnose.report=false",  # about 1 s a run; tests/test_report.py turns it on
 ]
 
 

@@ -13,7 +13,7 @@ from ganforge.config import ModelConfig
 from ganforge.nets import conditional as cond
 from ganforge.nets.dcgan import DCGANDiscriminator
 from ganforge.per_class import class_grid, sampling_labels
-from ganforge.train.step import GANStep
+from ganforge.train.step import GANStep, Tricks
 
 SMALL = {
     "mlp": {"latent_dim": 6, "g_hidden": (16,), "d_hidden": (12,), "embed_dim": 3},
@@ -133,39 +133,78 @@ def test_unconditional_build_is_unchanged_and_flags():
 # --- the label path through training and sampling ------------------------------------------
 
 
-def test_step_draws_fakes_with_the_labels_of_each_real_batch():
+# the plain path, and the path with stabilisers (R1 on, two G updates per step)
+PATHS = {"plain": {}, "tricks": {"r1": 1.0, "g_steps": 2}}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_step_draws_fakes_with_the_labels_of_each_real_batch(path):
+    from ganforge.losses import LOSSES
+
     g, d = _build("mlp", "projection")
     opt_g = torch.optim.Adam(g.parameters())
     opt_d = torch.optim.Adam(d.parameters())
-    from ganforge.losses import LOSSES
-
-    step = GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6)
-    seen_g = []
+    step = GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6, tricks=Tricks(**PATHS[path]))
+    assert step.plain == (path == "plain")
+    seen_g, seen_d = [], []
     g.register_forward_pre_hook(lambda m, args: seen_g.append(m.labels(None, len(args[0]))))
+    d.register_forward_pre_hook(lambda m, args: seen_d.append(m.labels(None, len(args[0]))))
     reals = [torch.zeros(3, 1, 28, 28), torch.zeros(3, 1, 28, 28)]
     labels = [torch.tensor([0, 1, 2]), torch.tensor([3, 3, 1])]
     step(reals, labels=labels)
-    # one G forward per D update, each with its real batch's labels
-    assert [s.tolist() for s in seen_g] == [[0, 1, 2], [3, 3, 1]]
+    # one G forward per D update, each with its real batch's labels; the tricks path's second
+    # G update draws fresh fakes with the last batch's labels
+    want = [[0, 1, 2], [3, 3, 1]] + ([[3, 3, 1]] if path == "tricks" else [])
+    assert [s.tolist() for s in seen_g] == want
+    # D: real and fake in one pass (labels twice), then the G update(s) on fakes
+    assert [s.tolist() for s in seen_d][:2] == [[0, 1, 2] * 2, [3, 3, 1] * 2]
+    assert [s.tolist() for s in seen_d][2:] == [[3, 3, 1]] * (len(want) - 1)
+    # between steps nothing stays bound: G draws every class in turn
+    assert g.bound is None and d.bound is None
 
 
-def test_acgan_step_adds_the_classifier_loss():
-    """With aux_weight = 0 the step is the plain adversarial step; with 1 D's classifier learns."""
+@pytest.mark.parametrize("path", list(PATHS))
+def test_acgan_step_adds_the_classifier_loss(path):
+    """D's classifier head moves by -lr * d/dW [CE(c(phi(x)), y) + CE(c(phi(G(z, y))), y)],
+    checked against a numpy softmax; with aux_weight = 0 it does not move at all."""
     from ganforge.losses import LOSSES
 
     x = torch.randn(8, 1, 28, 28)
     y = torch.tensor([0, 1, 2, 3] * 2)
-    before = []
+    lr = 0.1
+    after = []
     for w in (0.0, 1.0):
         g, d = _build("mlp", "acgan")
-        opt_g, opt_d = torch.optim.SGD(g.parameters(), 0.1), torch.optim.SGD(d.parameters(), 0.1)
+        opt_g, opt_d = torch.optim.SGD(g.parameters(), lr), torch.optim.SGD(d.parameters(), lr)
         torch.manual_seed(1)
-        GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6, aux_weight=w)([x], labels=[y])
-        before.append(d.classifier.weight.detach().clone())
-    _, d0 = _build("mlp", "acgan")
-    # the classifier head only moves through the auxiliary loss
-    assert torch.equal(before[0], d0.classifier.weight)
-    assert not torch.equal(before[1], d0.classifier.weight)
+        GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6, tricks=Tricks(**PATHS[path]), aux_weight=w)(
+            [x], labels=[y]
+        )
+        after.append(d.classifier.weight.detach().clone())
+    g0, d0 = _build("mlp", "acgan")
+    assert torch.equal(after[0], d0.classifier.weight)
+    # by hand: the fakes of the step (z from seed 1), features of both, softmax gradients
+    torch.manual_seed(1)
+    with torch.no_grad():
+        fake = g0(torch.randn(8, 6), y)
+        grad = np.zeros(tuple(d0.classifier.weight.shape))
+        for batch in (x, fake):
+            h = d0.trunk(batch).double().numpy()  # [N, F]
+            logits = h @ d0.classifier.weight.double().numpy().T + d0.classifier.bias.numpy()
+            p = np.exp(logits - logits.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            p[np.arange(8), y.numpy()] -= 1.0  # d CE / d logits = softmax - onehot
+            grad += p.T @ h / 8
+    want = d0.classifier.weight.double() - lr * torch.from_numpy(grad)
+    torch.testing.assert_close(after[1].double(), want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(want, after[1].double(), rtol=1e-5, atol=1e-6)
+
+
+def test_conditional_model_refuses_switches_that_rebuild_d(cli, tmp_path):
+    for key in ("model.minibatch_discrimination=4", "stab.feature_matching=1"):
+        code, _, err = cli("train", "--preset", "mnist-cgan", "--out", tmp_path / "r", key, *TINY)
+        assert code == 2 and "conditional model" in err and key.split("=")[0] in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_class_grid_puts_one_class_per_row():

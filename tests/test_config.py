@@ -1,7 +1,8 @@
 import json
+import typing
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ganforge import config as c
@@ -135,3 +136,102 @@ def test_parser_never_raises_anything_but_config_error(raw):
             c.build(overrides=[f"{key}={raw}"])
         except ConfigError as e:
             assert key in str(e)
+
+
+def _text(value):
+    """How a user writes ``value`` on the command line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(_text(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _valid_value(key: str, tp) -> st.SearchStrategy:
+    """Values of type ``tp`` that pass the checks of ``key``."""
+    choices = c._choices().get(key)
+    if choices is not None:
+        return st.sampled_from(choices)
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        if args[1] is Ellipsis:
+            return st.tuples(*[st.integers(1, 512)] * 2) | st.tuples(st.integers(1, 512))
+        return st.tuples(*[st.floats(0, 0.999)] * len(args))
+    base = {
+        bool: st.booleans(),
+        int: st.integers(0, 10**6),
+        float: st.floats(1e-8, 1.0, allow_subnormal=False),
+        str: st.sampled_from(["cpu", "x", ""]),
+    }[tp]
+    return base.filter(lambda v: _passes(key, v))
+
+
+def _passes(key: str, value) -> bool:
+    try:
+        c._check(key, value)
+    except ConfigError:
+        return False
+    return True
+
+
+FIELDS = {k: t for k, t in c.fields_of(c.Config()).items() if k != "preset"}
+
+
+@settings(deadline=None, max_examples=60)
+@given(data=st.data(), key=st.sampled_from(sorted(FIELDS)))
+def test_every_valid_value_survives_the_command_line_toml_and_json(data, key, tmp_path_factory):
+    """A value written as text, as TOML or read back from config.json is the same value."""
+    value = data.draw(_valid_value(key, FIELDS[key]))
+    section, name = key.split(".")
+    from_cli = c.build(overrides=[f"{key}={_text(value)}"])
+    assert getattr(getattr(from_cli, section), name) == value
+    toml_value = json.dumps(list(value) if isinstance(value, tuple) else value)
+    f = tmp_path_factory.mktemp("cfg") / "run.toml"
+    f.write_text(f"[{section}]\n{name} = {toml_value}\n")
+    assert c.build(config_file=f) == from_cli
+    j = f.with_name("config.json")
+    j.write_text(json.dumps(from_cli.to_dict()))
+    assert c.from_json(j) == from_cli
+    bare = [k for k in FIELDS if k.split(".")[1] == name]
+    if len(bare) == 1:  # an unambiguous leaf works alone
+        assert c.build(overrides=[f"{name}={_text(value)}"]) == from_cli
+
+
+@settings(deadline=None, max_examples=60)
+@given(key=st.sampled_from(sorted(FIELDS)), raw=st.text(max_size=12))
+def test_any_text_for_any_key_gives_a_value_or_one_line_naming_the_key(key, raw):
+    try:
+        cfg = c.build(overrides=[f"{key}={raw}"])
+    except ConfigError as e:
+        assert str(e).startswith(key) and "\n" not in str(e)
+        return
+    section, name = key.split(".")
+    c._check(key, getattr(getattr(cfg, section), name))  # what was accepted passes its check
+
+
+@settings(deadline=None, max_examples=60)
+@given(text=st.text(max_size=30))
+def test_any_override_text_gives_a_config_or_a_config_error(text):
+    try:
+        c.build(overrides=[text])
+    except ConfigError as e:
+        assert "\n" not in str(e)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    table=st.dictionaries(
+        st.sampled_from([*c.SECTIONS, "preset", "other"]),
+        st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=4), max_size=3)
+        | st.integers()
+        | st.text(max_size=5),
+        max_size=3,
+    )
+)
+def test_any_json_config_gives_a_config_or_a_config_error(table, tmp_path_factory):
+    f = tmp_path_factory.mktemp("json") / "config.json"
+    f.write_text(json.dumps(table))
+    try:
+        c.from_json(f)
+    except ConfigError as e:
+        assert "\n" not in str(e)

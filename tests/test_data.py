@@ -119,14 +119,16 @@ def test_missing_path_is_named(tmp_path: Path) -> None:
 
 
 def test_data_sources_lists_every_named_source() -> None:
-    assert set(DATA_SOURCES) == {"mnist5k", "mnist", "fashion-mnist", "cifar10"}
+    named = {"mnist5k", "stacked-mnist", "mnist", "fashion-mnist", "cifar10"}
+    toys = {"ring8", "grid25", "spiral", "gmm1d:M[:S[:W]]"}
+    assert set(DATA_SOURCES) == named | toys
     assert all(isinstance(v, str) and "\n" not in v for v in DATA_SOURCES.values())
 
 
 def test_unsupported_file_type(tmp_path: Path) -> None:
-    (tmp_path / "data.csv").write_text("1,2\n")
-    with pytest.raises(DataError, match=r"data\.csv: unsupported file type"):
-        load_dataset(str(tmp_path / "data.csv"))
+    (tmp_path / "data.txt").write_text("1,2\n")
+    with pytest.raises(DataError, match=r"data\.txt: unsupported file type"):
+        load_dataset(str(tmp_path / "data.txt"))
 
 
 # ---------------------------------------------------------------- mnist5k
@@ -756,7 +758,7 @@ def test_sampler_resume_is_exact() -> None:
     expected = [a.next() for _ in range(12)]
     b = BatchSampler(n=10, batch_size=4, seed=999)
     buf.seek(0)
-    b.load_state_dict(torch.load(buf))
+    b.load_state_dict(torch.load(buf, weights_only=True))
     got = [b.next() for _ in range(12)]
     assert all(torch.equal(e, g) for e, g in zip(expected, got, strict=True))
     assert (a.epoch, a.pos) == (b.epoch, b.pos)

@@ -10,9 +10,11 @@ One launch of 2 ranks (module fixture) trains several runs; the tests read what 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +79,10 @@ def _worker(rank: int, port: int, tmp: str) -> None:
             resume_overrides={"train.steps": 10},
             quiet=True,
         )
-        for name, t in zip(("nobn", "bn-whole", "bn-first", "bn-parts"), trainers, strict=True):
+        # WGAN-GP: the penalty's double backward runs through D's DDP wrapper
+        train(_cfg([*NO_BN, *half, "steps=5", "train.loss=wgan-gp"]), root / "gp", quiet=True)
+        names = ("nobn", "bn-whole", "bn-first", "bn-parts", "gp")
+        for name, t in zip(names, trainers, strict=True):
             save_file(_plain_weights(t.modules["G"], t.modules["D"]), root / f"{name}.{rank}.st")
     finally:
         dist.destroy_process_group()
@@ -96,7 +101,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
-@pytest.mark.parametrize("run", ["nobn", "bn-whole", "bn-parts"])
+@pytest.mark.parametrize("run", ["nobn", "bn-whole", "bn-parts", "gp"])
 def test_every_rank_holds_bit_identical_weights(ranks: Path, run: str) -> None:
     a, b = load_file(ranks / f"{run}.0.st"), load_file(ranks / f"{run}.1.st")
     params = [k for k in a if "running_" not in k and "num_batches" not in k]
@@ -105,8 +110,19 @@ def test_every_rank_holds_bit_identical_weights(ranks: Path, run: str) -> None:
         assert torch.equal(a[k], b[k]), k
     # and they trained: not the initial weights of the shorter run
     first = load_file(ranks / "bn-first.0.st")
-    if run != "nobn":
+    if run.startswith("bn"):
         assert not torch.equal(a["G.net.0.weight"], first["G.net.0.weight"])
+
+
+def test_gradient_penalty_trains_under_ddp(ranks: Path) -> None:
+    """WGAN-GP on 2 ranks: the weights stay identical (above) and finite, and training moved
+    them from the initial weights."""
+    a = load_file(ranks / "gp.0.st")
+    init = load_initial(ranks / "gp")
+    assert all(torch.isfinite(v).all() for v in a.values())
+    assert not torch.equal(a["D.net.1.weight"], init["D.net.1.weight"])
+    rows = read_metrics(ranks / "gp")
+    assert [r["step"] for r in rows] == [5]
 
 
 def test_two_ranks_with_half_batches_match_one_process(ranks: Path, tmp_path: Path) -> None:
@@ -193,18 +209,29 @@ def test_resume_with_another_world_size_is_refused(ranks: Path) -> None:
     assert np.isfinite([r["loss_d"] for r in read_metrics(ranks / "bn-whole")]).all()
 
 
-def test_nproc_launches_ranks_and_one_of_them_speaks(tmp_path: Path) -> None:
-    """`ganforge train --nproc 2`: torchrun's engine starts 2 ranks; one run folder, one summary."""
+def test_nproc_launches_ranks_one_speaks_and_ctrl_c_stops_them_together(tmp_path: Path) -> None:
+    """`ganforge train --nproc 2`: torchrun's engine starts 2 ranks; a Ctrl-C (SIGINT to the
+    whole process group, as a terminal sends it) stops both at the next log step, rank 0 writes
+    the checkpoint, exit 130, one summary, no traceback."""
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "ganforge", "train", "--nproc", "2", "--out", str(run)]
-    cmd += ["--steps", "5", *TINY, "train.batch_size=8"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("run folder:") == 1
-    assert "Traceback" not in proc.stderr
-    assert "SyncBatchNorm needs CUDA" in proc.stderr  # G has BatchNorm; said once, by rank 0
-    assert proc.stderr.count("SyncBatchNorm") == 1
-    assert [r["step"] for r in read_metrics(run)] == [5]
+    cmd += ["--steps", "1000000", *TINY, "train.batch_size=8", "ckpt_every=1000000"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert out.count("run folder:") == 1
+    assert "Traceback" not in err and "continue with `ganforge train --resume" in err
+    assert err.count("SyncBatchNorm needs CUDA") == 1  # G has BatchNorm; said by rank 0 alone
+    ckpts = list((run / "checkpoints").glob("step-*.safetensors"))
+    assert len(ckpts) == 1
+    stopped = int(ckpts[0].stem.split("-")[1])
+    assert stopped % 5 == 0 and read_metrics(run)[-1]["step"] == stopped  # a log step
     assert cfglib.from_json(run / "config.json").train.batch_size == 8
 
 

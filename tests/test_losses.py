@@ -8,9 +8,19 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.testing import assert_close
 
-from ganforge.losses import LOSSES, d_bce, g_minimax, g_ns, value
+from ganforge.losses import (
+    LOSSES,
+    d_bce,
+    d_bce_smoothed,
+    d_hinge,
+    d_lsgan_smoothed,
+    g_minimax,
+    g_ns,
+    value,
+)
 
 LN3 = math.log(3.0)
 
@@ -78,6 +88,87 @@ def test_confident_logits_stay_exact_in_float32():
     d = d_bce(real, torch.tensor([[-100.0]]))
     # 2 softplus(-100) = 2 log(1 + e^-100) ~ 7.4e-44: tiny, positive, finite
     assert 0.0 < d.item() < 1e-40
+
+
+def _sp(x: float) -> float:
+    """softplus by hand: log(1 + e^x)."""
+    return math.log1p(math.exp(x))
+
+
+# D's outputs on two real and two fake samples, and each loss's (L_D, L_G) on them, by hand.
+REAL, FAKE = (2.0, -1.0), (0.5, -3.0)
+EXPECTED = {
+    # mean softplus(-l_real) + mean softplus(l_fake); G: mean softplus(-l_fake)
+    "ns": ((_sp(-2) + _sp(1)) / 2 + (_sp(0.5) + _sp(-3)) / 2, (_sp(-0.5) + _sp(3)) / 2),
+    # G: -mean softplus(l_fake)
+    "minimax": ((_sp(-2) + _sp(1)) / 2 + (_sp(0.5) + _sp(-3)) / 2, -(_sp(0.5) + _sp(-3)) / 2),
+    # mean f(fake) - mean f(real) = -1.25 - 0.5; G: -mean f(fake) = 1.25
+    "wgan": (-1.75, 1.25),
+    "wgan-gp": (-1.75, 1.25),
+    # mean relu(1 - [2, -1]) = (0 + 2) / 2 = 1; mean relu(1 + [0.5, -3]) = (1.5 + 0) / 2 = 0.75
+    "hinge": (1.75, 1.25),
+    # 1/2 mean([1, 4]) + 1/2 mean([0.25, 9]) = 1.25 + 2.3125; G: 1/2 mean([0.25, 16]) = 4.0625
+    "lsgan": (3.5625, 4.0625),
+}
+
+
+def test_every_loss_has_a_row_of_expected_values():
+    assert set(EXPECTED) == set(LOSSES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_loss_values_by_hand(name):
+    real, fake = _leaf(*REAL), _leaf(*FAKE)
+    d, g = EXPECTED[name]
+    assert_close(LOSSES[name].d(real, fake), torch.tensor(d, dtype=torch.float64))
+    assert_close(LOSSES[name].g(fake), torch.tensor(g, dtype=torch.float64))
+
+
+def test_hinge_pushes_real_scores_up_and_fake_scores_down():
+    """Gradient descent on L_D raises real scores below 1 and lowers fake scores above -1;
+    scores past the margins get no gradient. Signs flipped would make D score fakes high."""
+    real, fake = _leaf(2.0, -1.0), _leaf(0.5, -3.0)
+    d_hinge(real, fake).backward()
+    assert_close(real.grad, torch.tensor([[0.0], [-0.5]], dtype=torch.float64))
+    assert_close(fake.grad, torch.tensor([[0.5], [0.0]], dtype=torch.float64))
+    fake = _leaf(0.5, -3.0)
+    LOSSES["hinge"].g(fake).backward()  # G raises every fake score
+    assert_close(fake.grad, torch.tensor([[-0.5], [-0.5]], dtype=torch.float64))
+
+
+def test_wasserstein_critic_gradients():
+    real, fake = _leaf(2.0, -1.0), _leaf(0.5, -3.0)
+    LOSSES["wgan"].d(real, fake).backward()
+    assert_close(real.grad, torch.full((2, 1), -0.5, dtype=torch.float64))
+    assert_close(fake.grad, torch.full((2, 1), 0.5, dtype=torch.float64))
+
+
+def test_label_smoothing_puts_alpha_on_real_targets_only():
+    """Against PyTorch's BCE with explicit targets: 0.9 for the real samples, 0 for the fakes."""
+    real, fake = _leaf(2.0, -1.0), _leaf(0.5, -3.0)
+    ours = d_bce_smoothed(real, fake, 0.9)
+    ref = F.binary_cross_entropy_with_logits(
+        real, torch.full_like(real, 0.9)
+    ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    assert_close(ours, ref)
+    assert_close(d_bce_smoothed(real, fake, 1.0), d_bce(real, fake))  # alpha = 1: no smoothing
+    # the optimal D on a real sample is now alpha: at D(x) = 0.9 (logit ln 9) the gradient is 0
+    at = _leaf(math.log(9.0))
+    d_bce_smoothed(at, _leaf(0.0), 0.9).backward()
+    assert abs(at.grad.item()) < 1e-12
+
+
+def test_lsgan_smoothing_moves_the_real_target():
+    real, fake = _leaf(0.9), _leaf(0.0)
+    assert d_lsgan_smoothed(real, fake, 0.9).item() == 0.0  # both at their targets
+    assert_close(d_lsgan_smoothed(real, fake, 1.0), LOSSES["lsgan"].d(real, fake))
+
+
+def test_table_flags():
+    assert LOSSES["wgan"].clip and not LOSSES["wgan-gp"].clip
+    assert LOSSES["wgan-gp"].gp == 10.0 and LOSSES["ns"].gp == 0.0
+    critics = {n for n, loss in LOSSES.items() if loss.d_smoothed is None}
+    assert critics == {"wgan", "wgan-gp", "hinge"}
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))

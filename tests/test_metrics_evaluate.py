@@ -76,3 +76,9 @@ def test_class_figures_need_a_network_with_logits():
 def test_evaluate_images_needs_two_disjoint_real_sets():
     with pytest.raises(ValueError, match="need 20 real"):
         evaluate_images(_Flat(), torch.zeros(15, 1, 2, 2), torch.zeros(10, 1, 2, 2))
+
+
+def test_figure_of_an_infinite_kl_keeps_the_percentiles():
+    reps = torch.tensor([0.1, 0.2, float("inf"), float("inf")], dtype=torch.float64)
+    f = figure(float("inf"), reps, 0.0, 4)
+    assert f["ci_high"] == float("inf") and f["ci_low"] == 0.1  # nearest replicate

@@ -40,8 +40,9 @@ def test_mnist_net_shapes_and_the_32_pixel_crop():
 
 
 def test_mnist_net_names_the_shape_it_needs():
-    with pytest.raises(GanforgeError, match="1 x 28 x 28 gray images, got 3 x 64 x 64"):
-        MnistNet()(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(GanforgeError, match=r"1 x 28 x 28 gray images .*, got 3 x 64 x 64"):
+        MnistNet.check((3, 64, 64))
+    MnistNet.check((1, 32, 32))
 
 
 def test_extract_features_and_probabilities_in_chunks():
@@ -75,14 +76,17 @@ def test_extract_refuses_other_outputs():
         extract(Nan(), torch.zeros(2, 1, 2, 2))
 
 
-def test_a_torchscript_file_is_a_feature_network(tmp_path):
-    net = _Pool().eval()
+@pytest.mark.parametrize("make", [_Pool, MnistNet])
+def test_a_torchscript_file_is_a_feature_network(tmp_path, make):
+    torch.manual_seed(0)
+    net = make().eval()
+    shape = (4, 1, 8, 8) if make is _Pool else (4, 1, 28, 28)
     path = tmp_path / "pool.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(net), str(path))
     loaded = load_feature_net(path)
-    x = torch.rand(4, 1, 8, 8)
+    x = torch.rand(shape)
     torch.testing.assert_close(extract(loaded, x)[0], extract(net, x)[0])
 
 
@@ -114,3 +118,11 @@ def test_saved_mnist_net_round_trips(tmp_path):
     save_mnist_net(net, path, {"seed": 0})
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(mnist_net(path)(x)[1], net(x)[1])
+
+
+def test_extract_reads_uint8_images_as_the_data_sets_store_them():
+    net = MnistNet().eval()
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    f8, _ = extract(net, x)
+    f, _ = extract(net, x.float() / 127.5 - 1)
+    torch.testing.assert_close(f8, f)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol
 
 from ganforge import config as cfglib
+from ganforge.commands import ablate as ablate_cmd
+from ganforge.commands import diagnose as diagnose_cmd
+from ganforge.commands import eval as eval_cmd
 from ganforge.commands import inpaint as inpaint_cmd
+from ganforge.commands import report as report_cmd
 from ganforge.commands import sample as sample_cmd
+from ganforge.commands import theory as theory_cmd
 from ganforge.commands import train as train_cmd
 from ganforge.errors import GanforgeError
 
@@ -41,6 +47,11 @@ COMMANDS: dict[str, Command] = {
     "train": train_cmd,
     "sample": sample_cmd,
     "inpaint": inpaint_cmd,
+    "ablate": ablate_cmd,
+    "eval": eval_cmd,
+    "diagnose": diagnose_cmd,
+    "report": report_cmd,
+    "theory": theory_cmd,
 }
 
 
@@ -68,7 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line_warning(
     message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
 ) -> str:
-    return f"ganforge: warning: {message}\n"
+    return f"ganforge: warning: {' '.join(str(message).split())}\n"
+
+
+def _out_of_memory(e: BaseException) -> str | None:
+    """What an allocation failure tried to allocate, or None when ``e`` is not one. torch
+    reports a failed allocation as a RuntimeError (CPU) or torch.OutOfMemoryError (GPU)."""
+    text = str(e)
+    if not (isinstance(e, MemoryError) or "allocate" in text or "out of memory" in text):
+        return None
+    size = re.search(r"[Tt]ried to allocate ([\d.]+ ?[A-Za-z]+)", text)
+    if size is None:
+        return "an allocation failed"
+    amount = size.group(1)
+    if amount.endswith("bytes") and amount[:-5].strip().isdigit():
+        amount = f"{int(amount[:-5]) / 2**30:,.1f} GiB"
+    return f"tried to allocate {amount}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,8 +115,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command.run(args)
     except GanforgeError as e:
-        print(f"ganforge {args.command}: error: {e}", file=sys.stderr)
+        one_line = " ".join(str(e).split())  # a path or value may hold a newline
+        print(f"ganforge {args.command}: error: {one_line}", file=sys.stderr)
         return e.exit_code
+    except (MemoryError, RuntimeError) as e:
+        reason = _out_of_memory(e)
+        if reason is None:
+            raise  # a bug: keep its traceback
+        print(
+            f"ganforge {args.command}: error: out of memory ({reason}); lower the sizes "
+            "(train.batch_size, data.image_size, model widths, train.n_samples, --n)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"ganforge {args.command}: interrupted", file=sys.stderr)
         return 130

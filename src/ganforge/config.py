@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -41,6 +42,12 @@ class ModelConfig:
     cond: str = "none"  # label conditioning: none, concat, projection, acgan (nets/conditional.py)
     num_classes: int = 10  # conditional: number of classes (labels 0 .. num_classes - 1)
     embed_dim: int = 10  # conditional: size of the label embedding joined to z (and D's input)
+    spectral_norm: bool = False  # D's weights divided by their largest singular value (Miyato 2018)
+    d_dropout: float = 0.0  # dropout probability after each hidden activation of D; 0 = off
+    minibatch_discrimination: int = 0  # B kernels of Salimans' minibatch layer in D; 0 = off
+    minibatch_kernel_dim: int = 5  # C, the size of each minibatch-discrimination kernel
+    minibatch_stddev: bool = False  # append the batch's mean feature std to D's features (Karras)
+    virtual_batch_norm: bool = False  # G's BatchNorm from a fixed reference batch (Salimans 2016)
 
 
 @dataclass
@@ -68,6 +75,7 @@ class TrainConfig:
     steps: int = 12_000  # generator updates
     batch_size: int = 64  # real samples per D update, fake samples per update
     d_steps: int = 1  # k: D updates per G update (Goodfellow et al. 2014, Algorithm 1)
+    g_steps: int = 1  # G updates per step, after the k D updates
     seed: int = 0  # seeds weights, noise and data order
     device: str = "auto"  # auto (cuda when available), cpu, cuda (the local rank's GPU), cuda:N
     precision: str = "fp32"  # fp32, tf32 (CUDA matmuls), bf16 or fp16 autocast (fp16 loss-scaled)
@@ -81,10 +89,45 @@ class TrainConfig:
     n_samples: int = 64  # samples in each grid
     ckpt_every: int = 2000  # steps between checkpoints (one is always written at the end)
     keep_ckpts: int = 2  # checkpoints kept on disk, newest first
+    snapshot_every: int = 0  # steps between G/D weight snapshots (for `ganforge theory`); 0: none
     tensorboard: bool = False  # also write TensorBoard events to the run folder
     aux_weight: float = 1.0  # model.cond=acgan: weight of the auxiliary classifier's loss
     stage_steps: int = 1000  # model.arch=progressive: steps at each resolution, fully faded in
     fade_steps: int = 1000  # model.arch=progressive: steps fading each new resolution in
+    eval_every: int = 0  # steps between FIDs logged to metrics.jsonl (best kept); 0: never
+    eval_n: int = 1000  # samples behind each eval_every FID
+    on_nonfinite: str = "stop"  # on a NaN/inf loss or weight: "stop", or "rollback" and retry
+    max_rollbacks: int = 3  # rollbacks allowed in one run before it stops
+
+
+@dataclass
+class StabConfig:
+    gp: float = 0.0  # gradient penalty lambda (Gulrajani 2017), any loss; 0 = off (wgan-gp: 10)
+    r1: float = 0.0  # gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018)
+    clip: float = 0.01  # loss=wgan: D's weights clipped to [-clip, clip] after each D update
+    label_smoothing: bool = False  # one-sided label smoothing: real targets smooth_real, fake 0
+    smooth_real: float = 0.9  # the real target alpha of label smoothing (Salimans 2016)
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs at step 0; 0 = off
+    noise_steps: int = 0  # steps over which that std falls linearly to 0; 0 means train.steps
+    feature_matching: float = 0.0  # weight of ||E f(x) - E f(G(z))||^2 in G's loss; 0 = off
+    historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2, G and D
+    ema: float = 0.0  # beta of the moving average of G's weights, used for samples; 0 = off
+
+
+@dataclass
+class DiagnoseConfig:
+    enabled: bool = True  # watch the measurements while training and warn in words
+    window: int = 5  # log lines a symptom must last to warn; unseen for 2 windows, it has ended
+    d_strong_loss: float = 0.1  # D too strong: mean L_D over the window below this ...
+    d_strong_fake: float = 0.05  # ... and mean D(G(z)) below this
+    g_grad_vanish: float = 1e-3  # G's gradient norm below this is called vanished
+    fooled_prob: float = 0.9  # G too strong: mean D(x) and D(G(z)) both above this, or ...
+    fooled_loss: float = 1.6  # ... L_D above this all window (chance: log 4 = 1.386) and rising
+    collapse_ratio: float = 0.5  # mode collapse: fixed-z samples spread < this x the real data
+    collapse_checks: int = 2  # ... at this many sample grids in a row
+    osc_growth: float = 2.0  # oscillation: a loss's swing grows by this factor in one window
+    osc_min: float = 0.3  # ... to more than this (standard deviation about its trend)
+    report: bool = True  # write report.html into the run folder at the end of training
 
 
 @dataclass
@@ -94,6 +137,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stab: StabConfig = field(default_factory=StabConfig)
+    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -104,6 +149,22 @@ class Preset:
     about: str
     values: Mapping[str, Any]
 
+
+# Toy worlds: points in R^D, so a linear output layer; small nets without BatchNorm.
+_TOY_MLP: dict[str, Any] = {
+    "model.latent_dim": 16,
+    "model.g_hidden": (128, 128),
+    "model.d_hidden": (128, 128),
+    "model.g_batchnorm": False,
+    "model.g_out": "linear",
+    "optim.lr_g": 1e-3,
+    "optim.lr_d": 1e-3,
+    "train.batch_size": 256,
+    "train.log_every": 50,
+    "train.sample_every": 500,
+    "train.n_samples": 1000,
+    "train.ckpt_every": 1000,
+}
 
 PRESETS: dict[str, Preset] = {
     "mnist-mlp": Preset(
@@ -164,9 +225,29 @@ PRESETS: dict[str, Preset] = {
             "train.log_every": 50,
         },
     ),
+    "toy-1d": Preset(
+        "1-D two-Gaussian mixture, small MLPs, z of size 1, snapshots for `ganforge theory`",
+        {
+            "data.source": "gmm1d:-2,2:0.5:0.3,0.7",
+            **_TOY_MLP,
+            "model.latent_dim": 1,  # x = G(z) is a curve: the z-to-x mapping can be drawn
+            "model.g_hidden": (32, 32),
+            "model.d_hidden": (32, 32),
+            "train.steps": 3000,
+            "train.snapshot_every": 25,
+        },
+    ),
+    "ring8": Preset(
+        "8 Gaussians on a circle (2-D), small MLPs, for mode counting (~1 min)",
+        {"data.source": "ring8", **_TOY_MLP, "train.steps": 5000, "train.snapshot_every": 500},
+    ),
+    "grid25": Preset(
+        "25 Gaussians on a 5 x 5 grid (2-D), small MLPs, for mode counting (~1 min)",
+        {"data.source": "grid25", **_TOY_MLP, "train.steps": 5000, "train.snapshot_every": 500},
+    ),
 }
 
-SECTIONS = ("model", "data", "optim", "train")
+SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 
 # Checks of range and choice, one row per field: (predicate, what the value must be).
 _POSITIVE = (lambda v: v > 0, "> 0")
@@ -181,6 +262,9 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "model.g_out": (lambda v: v in ("tanh", "linear"), "one of tanh, linear"),
     "model.num_classes": (lambda v: v >= 2, ">= 2"),
     "model.embed_dim": _POSITIVE,
+    "model.d_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "model.minibatch_discrimination": _NON_NEGATIVE,
+    "model.minibatch_kernel_dim": _POSITIVE,
     "data.image_size": _NON_NEGATIVE,
     "data.channels": (lambda v: v in (0, 1, 3), "0, 1 or 3"),
     "data.limit": _NON_NEGATIVE,
@@ -191,7 +275,8 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.steps": _POSITIVE,
     "train.batch_size": _POSITIVE,
     "train.d_steps": _POSITIVE,
-    "train.seed": _NON_NEGATIVE,
+    "train.g_steps": _POSITIVE,
+    "train.seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),  # numpy's seed range
     "train.device": (
         lambda v: v in ("auto", "cpu", "cuda") or (v[:5] == "cuda:" and v[5:].isdigit()),
         "auto, cpu, cuda or cuda:N",
@@ -209,6 +294,29 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.aux_weight": _NON_NEGATIVE,
     "train.stage_steps": _POSITIVE,
     "train.fade_steps": _NON_NEGATIVE,
+    "train.max_rollbacks": _NON_NEGATIVE,
+    "stab.gp": _NON_NEGATIVE,
+    "stab.r1": _NON_NEGATIVE,
+    "stab.clip": _POSITIVE,
+    "stab.smooth_real": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "stab.instance_noise": _NON_NEGATIVE,
+    "stab.noise_steps": _NON_NEGATIVE,
+    "stab.feature_matching": _NON_NEGATIVE,
+    "stab.historical_averaging": _NON_NEGATIVE,
+    "stab.ema": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "train.eval_every": _NON_NEGATIVE,
+    "train.eval_n": (lambda v: v >= 10, ">= 10"),
+    "diagnose.window": _POSITIVE,
+    "diagnose.d_strong_loss": _POSITIVE,
+    "diagnose.d_strong_fake": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "diagnose.g_grad_vanish": _NON_NEGATIVE,
+    "diagnose.fooled_prob": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "diagnose.fooled_loss": _POSITIVE,
+    "diagnose.collapse_ratio": _NON_NEGATIVE,
+    "diagnose.collapse_checks": _POSITIVE,
+    "diagnose.osc_growth": (lambda v: v > 1, "> 1"),
+    "diagnose.osc_min": _NON_NEGATIVE,
+    "train.snapshot_every": _NON_NEGATIVE,
 }
 
 
@@ -222,12 +330,14 @@ def _choices() -> dict[str, tuple[str, ...]]:
     from ganforge.losses import LOSSES
     from ganforge.nets import ARCHS
     from ganforge.nets.conditional import CONDITIONING
+    from ganforge.train.guard import ACTIONS
 
     return {
         "train.loss": tuple(LOSSES),
         "model.arch": tuple(ARCHS),
         "model.cond": ("none", *CONDITIONING),
         "preset": tuple(PRESETS),
+        "train.on_nonfinite": tuple(ACTIONS),
     }
 
 
@@ -251,8 +361,8 @@ def resolve_key(key: str, cfg: Config | None = None) -> str:
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise ConfigError(f"ambiguous key '{key}': say one of {', '.join(matches)}")
-    raise ConfigError(f"unknown config key '{key}' (see `ganforge train --help` for the keys)")
+        raise ConfigError(f"ambiguous key {key!r}: say one of {', '.join(matches)}")
+    raise ConfigError(f"unknown config key {key!r} (see `ganforge train --help` for the keys)")
 
 
 def _type_name(tp: Any) -> str:
@@ -351,6 +461,9 @@ def set_value(cfg: Config, key: str, raw: Any) -> None:
 
 
 def _check(key: str, value: Any) -> None:
+    items = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     choices = _choices().get(key)
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(choices)}")
@@ -377,7 +490,7 @@ def apply(cfg: Config, values: Mapping[str, Any]) -> Config:
 def preset(name: str) -> Config:
     """A fresh config of preset ``name``."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     cfg = Config(preset=name)
     return apply(cfg, PRESETS[name].values)
 
@@ -397,7 +510,7 @@ def split_override(text: str) -> tuple[str, str]:
     """``"train.lr_d=1e-4"`` -> ``("train.lr_d", "1e-4")``."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"expected key=value, got '{text}'")
+        raise ConfigError(f"expected key=value, got {text!r}")
     return key.strip(), raw.strip()
 
 

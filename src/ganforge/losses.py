@@ -8,6 +8,10 @@ stays exact where ``log(sigmoid(l) + 1e-8)`` loses the gradient once D is confid
 
 Goodfellow et al. (2014), "Generative Adversarial Nets", eq. (1):
     V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))].
+
+The other rows of ``LOSSES`` read D's output as a score (a critic): Wasserstein (Arjovsky et al.
+2017; Gulrajani et al. 2017), hinge (Lim & Ye 2017; Miyato et al. 2018) and least squares
+(Mao et al. 2017).
 """
 
 from __future__ import annotations
@@ -51,17 +55,100 @@ def g_ns(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+def d_bce_smoothed(real_logits: Tensor, fake_logits: Tensor, alpha: float) -> Tensor:
+    """D's cross-entropy with one-sided label smoothing (Salimans et al. 2016, sec. 3.4): real
+    targets ``alpha`` (0.9 there), fake targets 0.
+
+    L_D = E[alpha softplus(-l_real) + (1 - alpha) softplus(l_real)] + E[softplus(l_fake)];
+    alpha = 1 is ``d_bce``. Smoothing the fake targets too would move D* towards p_model.
+    """
+    real = alpha * F.softplus(-real_logits) + (1 - alpha) * F.softplus(real_logits)
+    return real.mean() + F.softplus(fake_logits).mean()
+
+
+def d_wasserstein(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """The critic's loss of WGAN (Arjovsky et al. 2017, eq. 3): E[f(G(z))] - E[f(x)].
+
+    f is 1-Lipschitz through weight clipping (``wgan``) or a gradient penalty (``wgan-gp``);
+    -L_D then estimates the Wasserstein-1 distance between the data and the model.
+    """
+    return fake_scores.mean() - real_scores.mean()
+
+
+def g_wasserstein(fake_scores: Tensor) -> Tensor:
+    """G's WGAN loss: -E[f(G(z))]."""
+    return -fake_scores.mean()
+
+
+def d_hinge(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """The hinge loss of D (Lim & Ye 2017; Miyato et al. 2018, eq. 17):
+    E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]: real scores pushed above 1, fakes below -1."""
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def d_lsgan(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """Least-squares D loss (Mao et al. 2017, eq. 2, a = 0, b = 1):
+    1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
+    return 0.5 * (real_scores - 1).square().mean() + 0.5 * fake_scores.square().mean()
+
+
+def d_lsgan_smoothed(real_scores: Tensor, fake_scores: Tensor, alpha: float) -> Tensor:
+    """``d_lsgan`` with one-sided label smoothing: the real target b = ``alpha``."""
+    return 0.5 * (real_scores - alpha).square().mean() + 0.5 * fake_scores.square().mean()
+
+
+def g_lsgan(fake_scores: Tensor) -> Tensor:
+    """Least-squares G loss (Mao et al. 2017, eq. 2, c = 1): 1/2 E[(D(G(z)) - 1)^2]."""
+    return 0.5 * (fake_scores - 1).square().mean()
+
+
 @dataclass(frozen=True)
 class Loss:
-    """One adversarial objective: D's loss on (real, fake) logits and G's loss on fake logits."""
+    """One adversarial objective: D's loss on (real, fake) logits and G's loss on fake logits.
+
+    ``d_smoothed(real, fake, alpha)`` is D's loss with real targets ``alpha`` (None where targets
+    mean nothing, as for a critic); ``clip`` clips D's weights after each of its updates
+    (``train.clip``); ``gp`` is the gradient penalty's weight the loss brings with it (used when
+    ``stab.gp`` is 0).
+    """
 
     d: Callable[[Tensor, Tensor], Tensor]
     g: Callable[[Tensor], Tensor]
     about: str
+    d_smoothed: Callable[[Tensor, Tensor, float], Tensor] | None = None
+    clip: bool = False
+    gp: float = 0.0
 
 
 # The one table of objectives: the CLI's choices, config validation and the tests all read it.
 LOSSES: dict[str, Loss] = {
-    "ns": Loss(d_bce, g_ns, "non-saturating GAN: D by BCE, G minimises -log D(G(z))"),
-    "minimax": Loss(d_bce, g_minimax, "saturating minimax GAN: G minimises log(1 - D(G(z)))"),
+    "ns": Loss(
+        d_bce, g_ns, "non-saturating GAN: D by BCE, G minimises -log D(G(z))", d_bce_smoothed
+    ),
+    "minimax": Loss(
+        d_bce,
+        g_minimax,
+        "saturating minimax GAN: G minimises log(1 - D(G(z)))",
+        d_bce_smoothed,
+    ),
+    "wgan": Loss(
+        d_wasserstein,
+        g_wasserstein,
+        "Wasserstein GAN: critic E f(G(z)) - E f(x), weights clipped to [-c, c] (stab.clip)",
+        clip=True,
+    ),
+    "wgan-gp": Loss(
+        d_wasserstein,
+        g_wasserstein,
+        "Wasserstein GAN with gradient penalty, lambda = stab.gp (10 when 0)",
+        gp=10.0,
+    ),
+    "hinge": Loss(
+        d_hinge,
+        g_wasserstein,
+        "hinge: D by E relu(1 - D(x)) + E relu(1 + D(G(z))); G by -E D(G(z))",
+    ),
+    "lsgan": Loss(
+        d_lsgan, g_lsgan, "least squares: D to 1 on real, 0 on fake; G to 1", d_lsgan_smoothed
+    ),
 }

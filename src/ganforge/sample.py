@@ -14,14 +14,21 @@ from ganforge.report.plots import samples_png
 from ganforge.train.run import RunFolder
 
 
-def load_generator(run: str | Path, device: str = "cpu") -> nn.Module:
-    """G of the newest checkpoint of ``run``, in eval mode (BatchNorm uses running statistics)."""
+def load_generator(
+    run: str | Path, device: str = "cpu", checkpoint_file: Path | None = None
+) -> nn.Module:
+    """G of the newest checkpoint of ``run`` (or of ``checkpoint_file``), in eval mode
+    (BatchNorm uses running statistics): the moving average of G's weights when the run kept
+    one (``stab.ema``)."""
     folder = RunFolder(Path(run))
     cfg = folder.read_config()
-    tensors, meta = checkpoint.read(folder.latest_checkpoint())
+    if checkpoint_file is not None:
+        tensors, meta = checkpoint.read(checkpoint_file)
+    else:
+        _, tensors, meta = checkpoint.load_latest(folder.checkpoints)
     shape = tuple(int(s) for s in meta["data_shape"])
     g, _ = nets.build(cfg.model, shape)
-    g_state = checkpoint.subset(tensors, "G")
+    g_state = checkpoint.subset(tensors, "G_ema") or checkpoint.subset(tensors, "G")
     try:
         g.load_state_dict(g_state)
     except RuntimeError as e:
@@ -49,16 +56,27 @@ def generate(
 
 
 @torch.no_grad()
-def sample(run: str | Path, n: int, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+def sample(
+    run: str | Path,
+    n: int,
+    seed: int = 0,
+    device: str = "cpu",
+    checkpoint_file: Path | None = None,
+) -> torch.Tensor:
     """``n`` samples of the run's G in data space: images ``[n, C, H, W]`` in [-1, 1] or points
     ``[n, D]``, from z ~ N(0, I) drawn by a generator seeded with ``seed`` (for a conditional
     run, classes 0, 1, ..., K - 1, 0, ... in turn)."""
-    return sample_labelled(run, n, seed, device)[0]
+    return sample_labelled(run, n, seed, device, checkpoint_file=checkpoint_file)[0]
 
 
 @torch.no_grad()
 def sample_labelled(
-    run: str | Path, n: int, seed: int = 0, device: str = "cpu", label: int | None = None
+    run: str | Path,
+    n: int,
+    seed: int = 0,
+    device: str = "cpu",
+    label: int | None = None,
+    checkpoint_file: Path | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``sample``, and the labels drawn (None for an unconditional run): all ``label``, or every
     class in turn."""
@@ -66,7 +84,7 @@ def sample_labelled(
 
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
-    g = load_generator(run, device)
+    g = load_generator(run, device, checkpoint_file)
     y = sampling_labels(g, n, label)
     gen = torch.Generator().manual_seed(seed)
     latent = int(g.latent_dim)  # type: ignore[arg-type]

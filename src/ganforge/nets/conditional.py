@@ -265,4 +265,15 @@ def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modul
     ``num_classes`` attributes, D has ``num_classes``."""
     if cfg.num_classes < 2:
         raise ConfigError(f"model.num_classes must be at least 2, got {cfg.num_classes}")
+    # These switches rebuild D (or G) from the unconditional body and would drop the label.
+    unsupported = {
+        "model.minibatch_discrimination": cfg.minibatch_discrimination,
+        "model.minibatch_stddev": cfg.minibatch_stddev,
+        "model.virtual_batch_norm": cfg.virtual_batch_norm,
+    }
+    for key, on in unsupported.items():
+        if on:
+            raise ConfigError(
+                f"{key} does not work with a conditional model (model.cond={cfg.cond})"
+            )
     return CONDITIONING[cfg.cond](cfg, shape)

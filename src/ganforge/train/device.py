@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ganforge.data import Dataset
 from ganforge.errors import ConfigError
 from ganforge.train import distributed
-from ganforge.train.distributed import Dist
+from ganforge.train.distributed import CPU, Dist
 
 if TYPE_CHECKING:
     from ganforge.config import TrainConfig
@@ -108,6 +109,20 @@ class Autocast(nn.Module):
         return out.float()
 
 
+def unwrap(m: nn.Module) -> nn.Module:
+    """The module the user built, inside any DDP, autocast or ``torch.compile`` wrapper (for
+    code that calls its own methods, such as D's features for feature matching)."""
+    while True:
+        if isinstance(m, Autocast):
+            m = m.inner
+        elif isinstance(m, DistributedDataParallel):
+            m = m.module
+        elif isinstance(getattr(m, "_orig_mod", None), nn.Module):  # torch.compile's wrapper
+            m = m._orig_mod  # type: ignore[assignment]
+        else:
+            return m
+
+
 def runtime_module(
     m: nn.Module, device: torch.device, precision: str, channels_last: bool, compile: bool
 ) -> nn.Module:
@@ -128,7 +143,7 @@ class Precision:
     """Loss scaling for fp16 (``torch.amp.GradScaler``, one per optimiser); for every other
     precision each method is the plain call (``backward``, ``step``) or nothing."""
 
-    def __init__(self, precision: str, device: torch.device) -> None:
+    def __init__(self, precision: str = "fp32", device: torch.device = CPU) -> None:
         self.enabled = precision == "fp16"
         self.device_type = device.type
         self.scalers: dict[int, torch.amp.GradScaler] = {}
@@ -236,6 +251,7 @@ def accelerate(gan: GANStep, t: TrainConfig, device: torch.device, d: Dist) -> s
     ]
     gan.G, gan.D = (distributed.wrap(m, d, device) for m in run)
     gan.shard = (d.rank, d.world)
+    gan.amp = Precision(t.precision, device)
     return next((n for n in notes if n), None)
 
 

@@ -244,9 +244,17 @@ def launch(nproc: int, fn: Callable[..., int], *args: object) -> list[int]:
     (``torch.distributed.launcher``, as ``torchrun --standalone --nproc_per_node nproc``: a
     rendezvous on a free local port, RANK/WORLD_SIZE/... in each process's environment, the
     others stopped when one fails). ``fn`` must be importable (processes are spawned).
-    Returns each rank's exit code, rank 0 first."""
+    Returns each rank's exit code, rank 0 first.
+
+    Ctrl-C: the terminal sends SIGINT to every process of the foreground group, so each worker
+    gets it directly and the ranks stop together at a log step with a checkpoint. This process
+    ignores it meanwhile (and its agent does not pass it on), so that it collects the workers'
+    exit codes instead of killing them.
+    """
+    import signal
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(
@@ -258,6 +266,17 @@ def launch(nproc: int, fn: Callable[..., int], *args: object) -> list[int]:
         rdzv_endpoint="localhost:0",
         max_restarts=0,
         start_method="spawn",
+        signals_to_handle="SIGTERM,SIGHUP,SIGQUIT",
     )
-    results = elastic_launch(config, fn)(*args)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        results = elastic_launch(config, fn)(*args)
+    except ChildFailedError as e:
+        codes = sorted({f.exitcode for f in e.failures.values()})
+        raise GanforgeError(
+            f"a training process failed (exit code {', '.join(map(str, codes))}); "
+            "its message is above"
+        ) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return [int(results[r]) for r in sorted(results)]

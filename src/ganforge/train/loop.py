@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -18,20 +19,23 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganforge import checkpoint, nets
-from ganforge.config import Config
+from ganforge.config import Config, DiagnoseConfig
 from ganforge.data import BatchSampler, Dataset, load_dataset
+from ganforge.diagnose import Watch, mode_counter
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.losses import LOSSES
 from ganforge.per_class import check_labels, sampling_labels
 from ganforge.report.plots import loss_plot, samples_png
 from ganforge.sample import generate
 from ganforge.train import device as devices
-from ganforge.train import distributed, progressive
+from ganforge.train import distributed, progressive, snapshots
+from ganforge.train.guard import NonFiniteGuard
 from ganforge.train.run import RunFolder, default_out
-from ganforge.train.step import GANStep
+from ganforge.train.step import GANStep, make_tricks
 
 # Keys a resumed run may change: they do not alter the maths of the steps already taken.
 RESUMABLE_KEYS = frozenset(
@@ -41,14 +45,19 @@ RESUMABLE_KEYS = frozenset(
         "train.sample_every",
         "train.ckpt_every",
         "train.keep_ckpts",
+        "train.snapshot_every",
         "train.tensorboard",
         "train.threads",
         "train.device",
         "train.channels_last",
         "train.cudnn_benchmark",
         "train.compile",
+        *(f"diagnose.{f.name}" for f in dataclasses.fields(DiagnoseConfig)),
+        "train.on_nonfinite",
+        "train.max_rollbacks",
     }
 )
+BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
 # Fields of metrics.jsonl that measure the clock, not the maths (excluded from determinism).
 TIMING_KEYS = ("img_per_s", "elapsed_s")
 
@@ -58,7 +67,7 @@ class Result:
     run: Path
     step: int
     interrupted: bool
-    last: dict[str, float]
+    last: dict[str, Any]
 
 
 def load_data(cfg: Config) -> Dataset:
@@ -83,15 +92,25 @@ def build_step(cfg: Config, shape: tuple[int, ...], device: torch.device) -> GAN
     # measured 4x faster than the default for-loop Adam for the course's model on CPU.
     opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=o.betas_g, fused=True)
     opt_d = torch.optim.Adam(d.parameters(), lr=o.lr_d, betas=o.betas_d, fused=True)
+    loss = LOSSES[cfg.train.loss]
+    tricks = make_tricks(cfg, g, d, loss)
     return GANStep(
         g,
         d,
         opt_g,
         opt_d,
-        LOSSES[cfg.train.loss],
+        loss,
         cfg.model.latent_dim,
+        tricks=tricks,
         aux_weight=cfg.train.aux_weight,
     )
+
+
+def real_reference(data: Dataset, n: int, seed: int) -> torch.Tensor:
+    """``n`` real samples, the same for the whole run, drawn without touching torch's RNG: the
+    diversity of the fixed-z samples is measured against theirs."""
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    return data.batch(idx)
 
 
 def seed_everything(seed: int) -> None:
@@ -153,7 +172,7 @@ class _Display:
             self.task = self.progress.add_task("train", total=total, completed=start, stats="")
             self.progress.start()
 
-    def update(self, step: int, row: dict[str, float] | None) -> None:
+    def update(self, step: int, row: dict[str, Any] | None) -> None:
         text = _stats_text(row) if row else None
         if self.progress is not None:
             if text:
@@ -172,10 +191,11 @@ class _Display:
             self.progress.stop()
 
 
-def _stats_text(row: dict[str, float]) -> str:
+def _stats_text(row: dict[str, Any]) -> str:
+    fid = f"  FID {row['fid']:.2f}" if "fid" in row else ""
     return (
         f"L_D {row['loss_d']:.3f}  L_G {row['loss_g']:.3f}  "
-        f"D(x) {row['d_real']:.2f}  D(G(z)) {row['d_fake']:.2f}"
+        f"D(x) {row['d_real']:.2f}  D(G(z)) {row['d_fake']:.2f}{fid}"
     )
 
 
@@ -223,7 +243,9 @@ class Trainer:
             check_labels(self.data, cfg.model.num_classes)
         seed_everything(t.seed)
         self.gan = build_step(cfg, self.data.sample_shape, self.device)
-        self.modules = {"G": self.gan.G, "D": self.gan.D}  # plain: checkpoints and samples
+        _check_batchnorm(t.batch_size, {"G": self.gan.G, "D": self.gan.D})  # per process
+        # plain modules: checkpoints and samples (G_ema, historical means: when switched on)
+        self.modules = {"G": self.gan.G, "D": self.gan.D, **self.gan.tricks.modules()}
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
         note = devices.accelerate(self.gan, t, self.device, d)  # DDP, autocast, ... when asked
         if note and not self.quiet:
@@ -233,12 +255,37 @@ class Trainer:
         self.z_fixed = fixed_noise(cfg, self.device)
         self.y_fixed = sampling_labels(self.modules["G"], t.n_samples)  # a row per class
         self.meter = _Meter(global_batch * t.d_steps)
+        self.watch = Watch(
+            cfg.diagnose,
+            real_reference(self.data, t.n_samples, t.seed),
+            mode_counter(cfg.data.source, self.data.sample_shape),
+        )
+        self.guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks, self.dist)
+        # Everything else a checkpoint holds: one line per object with state_dict() and
+        # load_state_dict() (see ganforge.checkpoint).
+        self.states: dict[str, checkpoint.Stateful] = {
+            "sampler": self.sampler,
+            "meter": self.meter,
+            "guard": self.guard,
+        }
+        if progressive.growing(self.modules):  # stage and fade-in alpha of a growing net
+            self.states["growth"] = progressive.Growth(self)
         self.step = 0
         self.writer: Any = None
+        self.probe: Any = None  # FID during training (train.eval_every), best checkpoint kept
+        self.best_fid = math.inf
+        if t.eval_every and self.dist.is_main:  # only the main process logs and saves
+            from ganforge.metrics.probe import FidProbe
+
+            self.probe = FidProbe(self.data, t.eval_n, cfg.model.latent_dim, t.seed, self.device)
 
     def restore(self) -> None:
-        """Continue from the run's newest checkpoint: weights, optimisers, RNGs, data order."""
-        tensors, meta = checkpoint.read(self.run.latest_checkpoint())
+        """Continue from the run's newest intact checkpoint: weights, optimisers, RNGs, data
+        order, and every named state (``self.states``)."""
+        main = self.dist.is_main
+        if main:
+            checkpoint.clean_temporary(self.run.checkpoints)
+        _, tensors, meta = checkpoint.load_latest(self.run.checkpoints, set_aside=main)
         if meta.get("model") != _jsonable(self.cfg.to_dict()["model"]):
             raise GanforgeError(f"{self.run.path}: the checkpoint was made by another architecture")
         if (world := meta.get("world_size", 1)) != self.dist.world:
@@ -246,56 +293,85 @@ class Trainer:
                 f"{self.run.path} was trained by {world} process(es); resume it with as many "
                 f"(this is {self.dist.world})"
             )
-        checkpoint.restore(tensors, meta, modules=self.modules, optimizers=self.optimizers)
-        self.sampler.load_state_dict(checkpoint.subset(tensors, "sampler") | meta["sampler"])
-        self.meter.load_state_dict(checkpoint.subset(tensors, "meter"), meta["meter"])
+        checkpoint.restore(
+            tensors, meta, modules=self.modules, optimizers=self.optimizers, states=self.states
+        )
         devices.restore_cuda_rng(tensors, meta, self.device)
-        self.step = int(meta["step"])
+        self.step = self.gan.t = int(meta["step"])
+        self.best_fid = float(meta.get("best_fid", math.inf))
+        if self.cfg.train.steps < self.step:
+            raise ConfigError(
+                f"train.steps={self.cfg.train.steps} is below the step {self.step} the run has "
+                f"reached; pass --steps {self.step} or more"
+            )
         distributed.on_main(lambda: self.run.truncate_metrics(self.step), self.dist)
+        for row in self.run.metrics():  # the rules' memory: episodes already reported stay so
+            self.watch.update(row)
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, name: str | None = None) -> None:
+        """The step's checkpoint, or one called ``name`` in the same folder (never pruned)."""
         if not self.dist.is_main:
             return
-        run, s = self.run, self.sampler
+        run = self.run
         run.checkpoints.mkdir(exist_ok=True)
         checkpoint.save(
-            checkpoint.path_for(run.checkpoints, self.step),
+            run.checkpoints / name if name else checkpoint.path_for(run.checkpoints, self.step),
             step=self.step,
             modules=self.modules,
             optimizers=self.optimizers,
-            extra_tensors={
-                "sampler.generator": s.generator.get_state(),
-                "sampler.perm": s.perm,
-                **{f"meter.{k}": v for k, v in self.meter.sums.items()},
-            },
+            states=self.states,
             meta={
-                "meter": self.meter.counters(),
                 "model": self.cfg.to_dict()["model"],
                 "data_shape": list(self.data.sample_shape),
-                "sampler": {"pos": s.pos, "epoch": s.epoch},
                 "world_size": self.dist.world,
                 "rng_cuda_device": self.device.index,  # None on CPU
-                "growth": progressive.state(self),  # stage and alpha of a progressive run
+                "best_fid": self.best_fid,
             },
         )
-        checkpoint.prune(run.checkpoints, self.cfg.train.keep_ckpts)
+        if name is None:
+            checkpoint.prune(run.checkpoints, self.cfg.train.keep_ckpts)
 
-    def save_samples(self, path: Path | None = None) -> None:
-        if not self.dist.is_main:
+    def evaluate(self, row: dict[str, float]) -> None:
+        """Add the FID of G's fixed-z samples to ``row``; keep the best checkpoint by it."""
+        if self.probe is None:
             return
+        row["fid"] = self.probe(self.modules.get("G_ema", self.modules["G"]))  # as the samples
+        if row["fid"] < self.best_fid:
+            self.best_fid = row["fid"]
+            self.save_checkpoint(BEST_CHECKPOINT)
+
+    def save_samples(self, path: Path | None = None) -> torch.Tensor | None:
+        if not self.dist.is_main:
+            return None
         y = None if self.y_fixed is None else self.y_fixed.to(self.device)
-        x = generate(self.modules["G"], self.z_fixed, y=y)
+        x = generate(self.modules.get("G_ema", self.modules["G"]), self.z_fixed, y=y)
         samples_png(x, path or self.run.sample_path(self.step), y=self.y_fixed)
         if self.writer is not None and x.ndim == 4:
             self.writer.add_images("samples", (x + 1) / 2, self.step)
+        return x
 
-    def log(self, row: dict[str, float]) -> None:
+    def diagnose(self, row: dict[str, Any], fakes: torch.Tensor | None, display: _Display) -> None:
+        """Add to a log line the diversity of this step's grid (when one was drawn) and the
+        warnings whose episode starts here; say each one once, above the progress bar."""
+        if not self.dist.is_main:  # one voice: the main process logs and warns
+            return
+        if fakes is not None:
+            row |= self.watch.measure(fakes)
+        found = self.watch.update(row)
+        if found:
+            row["warnings"] = [f.to_dict() for f in found]
+        for f in found:
+            display.print(f"[bold yellow]warning[/] {escape(f.text())}")
+            if self.writer is not None:
+                self.writer.add_text("warnings", f.text(), self.step)
+
+    def log(self, row: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
         self.run.append_metrics(row)
         if self.writer is not None:
             for k, v in row.items():
-                if k != "step":
+                if k != "step" and isinstance(v, (int, float)):
                     self.writer.add_scalar(k, v, self.step)
 
     def fit(self) -> Result:
@@ -305,39 +381,60 @@ class Trainer:
             self.writer = _tensorboard(self.run)
         if self.step == 0:
             self.save_samples()
+            if t.snapshot_every and self.dist.is_main:
+                snapshots.save(self.run.path, 0, None, self.modules["G"], self.modules["D"])
         display = _Display(t.steps, self.step, self.quiet, t.sample_every)
         flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
+        self.guard.start(self)
         meter.start()
-        last: dict[str, float] = {}
+        last: dict[str, Any] = {}
         try:
             with _sigint_stops(flag):
                 while self.step < t.steps:
                     self.step += 1
                     step = self.step
-                    log_now = step % t.log_every == 0 or step == t.steps
+                    eval_now = t.eval_every > 0 and step % t.eval_every == 0
+                    log_now = step % t.log_every == 0 or step == t.steps or eval_now
                     idx = [
                         distributed.shard(self.sampler.next(), self.dist) for _ in range(t.d_steps)
                     ]
                     reals = [self.batches.get(i) for i in idx]
-                    labels = None
+                    labels = None  # a conditional run: the labels of the same samples
                     if self.y_fixed is not None and self.data.y is not None:
                         labels = [self.data.y[i].to(self.device) for i in idx]
                     progressive.on_step(self)  # stage and fade-in alpha of a growing net
+                    snap = self.dist.is_main and snapshots.due(step, t.snapshot_every, t.steps)
+                    g_pre = snapshots.copy_state(self.modules["G"]) if snap else None
                     stats = self.gan(reals, measure=log_now, labels=labels)
-                    meter.add(stats)
-                    row = None
-                    if log_now:
-                        row = last = meter.row(step, stats)
-                        self.log(row)
-                    if step % t.sample_every == 0 or step == t.steps:
-                        self.save_samples()
+                    self.guard.watch(step, stats)
                     # Read the flag once: a Ctrl-C arriving after this line stops the run one
                     # step later, never between the check and the checkpoint it asks for.
                     stop = flag.requested
                     if self.dist.enabled:  # all ranks stop at one step: they agree at log steps
                         stop = log_now and distributed.any_across(stop, self.dist)
-                    if step % t.ckpt_every == 0 or step == t.steps or stop:
+                    sample_now = step % t.sample_every == 0 or step == t.steps
+                    ckpt_now = step % t.ckpt_every == 0 or step == t.steps or stop
+                    if (log_now or sample_now or ckpt_now) and not self.guard.check(
+                        self, stats, weights=ckpt_now
+                    ):
+                        continue  # rolled back: self.step is the last good checkpoint's
+                    if snap:
+                        snapshots.save(
+                            self.run.path, step, g_pre, self.modules["G"], self.modules["D"]
+                        )
+                    meter.add(stats)
+                    row = None
+                    fakes = self.save_samples() if sample_now else None
+                    if log_now:
+                        row = last = meter.row(step, stats)
+                        if eval_now:
+                            self.evaluate(row)
+                        # measured on the schedule's grids only, not the extra one at the end of
+                        # a budget: a run stopped and resumed logs what the whole run logs
+                        self.diagnose(row, fakes if step % t.sample_every == 0 else None, display)
+                        self.log(row)
+                    if ckpt_now:
                         self.save_checkpoint()
                     display.update(step, row)
                     if stop:
@@ -348,6 +445,10 @@ class Trainer:
                 self.writer.close()
         if self.dist.is_main:
             write_loss_plot(self.run, self.cfg)
+            if self.cfg.diagnose.report:
+                from ganforge.report.html import write_report
+
+                write_report([self.run.path], self.run.path / "report.html")
         stopped = self.step < t.steps
         if stopped:
             display.print(
@@ -373,17 +474,18 @@ class _Meter:
         self.t0 = self.clock = time.perf_counter()
         self.timed = 0  # steps since ``clock``
 
-    def counters(self) -> dict[str, float]:
-        """What a checkpoint keeps besides the sums: a resumed interval averages like the
-        uninterrupted one, and ``elapsed_s`` goes on counting."""
-        return {"count": self.count, "elapsed": self.elapsed + time.perf_counter() - self.t0}
+    def state_dict(self) -> dict[str, Any]:
+        """The interval's sums and count (a resumed interval averages like the uninterrupted
+        one) and the training time so far (``elapsed_s`` goes on counting)."""
+        return {
+            **{f"sums.{k}": v for k, v in self.sums.items()},
+            "count": self.count,
+            "elapsed": self.elapsed + time.perf_counter() - self.t0,
+        }
 
-    def load_state_dict(self, sums: dict[str, torch.Tensor], counters: dict[str, float]) -> None:
-        self.sums, self.count, self.elapsed = (
-            dict(sums),
-            int(counters["count"]),
-            counters["elapsed"],
-        )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums = {k[5:]: v for k, v in state.items() if k.startswith("sums.")}
+        self.count, self.elapsed = int(state["count"]), float(state["elapsed"])
 
     def add(self, stats: dict[str, torch.Tensor]) -> None:
         for k in self.MEANS:
@@ -391,10 +493,10 @@ class _Meter:
         self.count += 1
         self.timed += 1
 
-    def row(self, step: int, stats: dict[str, torch.Tensor]) -> dict[str, float]:
+    def row(self, step: int, stats: dict[str, torch.Tensor]) -> dict[str, Any]:
         """The metrics.jsonl line: interval means, this step's gradient norms, throughput."""
         now = time.perf_counter()
-        row: dict[str, float] = {"step": step}
+        row: dict[str, Any] = {"step": step}
         sums = distributed.mean_across(self.sums, distributed.current())  # over ranks
         row |= {k: v.item() / self.count for k, v in sums.items()}
         row |= {"grad_d": stats["grad_d"].item(), "grad_g": stats["grad_g"].item()}
@@ -433,6 +535,17 @@ def train(
 def _jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(value))
+
+
+def _check_batchnorm(batch_size: int, modules: dict[str, torch.nn.Module]) -> None:
+    """BatchNorm in training mode normalises by the batch's variance: one sample has none."""
+    for name, m in modules.items():
+        bn = torch.nn.modules.batchnorm._BatchNorm
+        if batch_size < 2 and any(isinstance(layer, bn) for layer in m.modules()):
+            raise ConfigError(
+                f"train.batch_size={batch_size} cannot train the BatchNorm layers of {name}, "
+                "which need 2 samples or more per batch"
+            )
 
 
 def _check_finite(row: dict[str, float], step: int) -> None:

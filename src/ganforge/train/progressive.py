@@ -59,9 +59,18 @@ def on_step(trainer: Any) -> None:
         m.set_stage(stage, alpha)
 
 
-def state(trainer: Any) -> dict[str, float]:
-    """The stage and alpha in force, for checkpoint metadata and the progress line."""
-    nets = growing(trainer.modules)
-    if not nets:
-        return {}
-    return {"stage": int(nets[0].stage), "alpha": float(nets[0].alpha)}
+class Growth:
+    """The stage and alpha in force, as a named state of the checkpoints (``Trainer.states``):
+    recorded in each checkpoint's metadata and set back on the nets when a run resumes (the
+    schedule would give them again at the next step; the record says where a file stands)."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        nets = growing(self.trainer.modules)
+        return {"stage": int(nets[0].stage), "alpha": float(nets[0].alpha)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for m in growing(self.trainer.modules):
+            m.set_stage(int(state["stage"]), float(state["alpha"]))

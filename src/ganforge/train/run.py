@@ -4,8 +4,11 @@ RUN/config.json            the resolved config
 RUN/metrics.jsonl          one JSON object per log interval
 RUN/samples/step-XXXXXX.png  grids from a fixed z
 RUN/loss.png               L_D and L_G against the step
+RUN/report.html            the run report (ganforge report), written at the end of training
 RUN/checkpoints/step-XXXXXX.safetensors
+RUN/events.jsonl           one JSON object per event (a rollback after a NaN), when any
 RUN/tb/                    TensorBoard events, when enabled
+RUN/snapshots/step-XXXXXX.safetensors  G and D weights, when train.snapshot_every > 0
 """
 
 from __future__ import annotations
@@ -23,7 +26,18 @@ from ganforge.config import Config, from_json
 from ganforge.errors import GanforgeError
 
 # What a run writes: --overwrite deletes these and nothing else.
-RUN_FILES = ("config.json", "metrics.jsonl", "loss.png", "samples", "checkpoints", "tb")
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "events.jsonl",
+    "loss.png",
+    "report.html",
+    "samples",
+    "checkpoints",
+    "tb",
+    "snapshots",
+    "theory",
+)
 
 
 def default_out(preset: str) -> Path:
@@ -93,6 +107,19 @@ class RunFolder:
         if not found:
             raise GanforgeError(f"{self.path} has no checkpoint to load")
         return found[-1][1]
+
+    def latest_checkpoint_step(self) -> int | None:
+        """The step of the newest checkpoint, or None when there is none."""
+        found = checkpoint.list_checkpoints(self.checkpoints)
+        return found[-1][0] if found else None
+
+    @property
+    def events_file(self) -> Path:
+        return self.path / "events.jsonl"
+
+    def append_event(self, event: dict[str, Any]) -> None:
+        with open(self.events_file, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.metrics_file, "a", encoding="utf-8") as f:

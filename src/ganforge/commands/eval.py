@@ -1,0 +1,139 @@
+"""``ganforge eval``: measure a run's generator against real data, with intervals and floors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+HELP = "evaluate a trained generator: FID, KID, precision/recall, classes, with intervals"
+DESCRIPTION = (
+    "Evaluate the generator of a run folder against real data, offline: FID and KID on the "
+    "features of a feature network (the MNIST classifier shipped with ganforge by default), "
+    "precision/recall (k=3), density/coverage (k=5), the classifier score, the class "
+    "histogram's KL and the classes covered (Stacked MNIST: modes of 1000). Each figure comes "
+    "with its bootstrap 95 % interval, the score of real data at the same sample size (two "
+    "disjoint real sets: the floor) and n. Prints a table and writes RUN/eval.json."
+)
+TAKES_OVERRIDES = False
+
+
+def epilog() -> str:
+    return (
+        "examples:\n"
+        "  ganforge eval runs/mnist-mlp-20260101-120000\n"
+        "  ganforge eval runs/dc --n 5000 --real path/to/mnist-test/   # IDX files, 10k images\n"
+        "  ganforge eval runs/dc --best                 # the checkpoint kept by train.eval_every\n"
+        "  ganforge eval runs/faces --features inception.pt   # any TorchScript feature network\n"
+        "\nSee docs/evaluation.md for the protocol and eval.json's fields."
+    )
+
+
+def add_arguments(e: argparse.ArgumentParser) -> None:
+    e.add_argument("run", type=Path, metavar="RUN", help="a run folder")
+    e.add_argument(
+        "--n",
+        type=int,
+        metavar="N",
+        help="samples to evaluate (default: 5000, at most half the real set)",
+    )
+    e.add_argument(
+        "--real",
+        metavar="PATH",
+        help="real data, as --data takes it (default: the run's training data)",
+    )
+    e.add_argument(
+        "--features",
+        type=Path,
+        metavar="FILE",
+        help="feature network: TorchScript (torch.jit.save) or torch.export .pt2 file mapping "
+        "images [N, C, H, W] in [-1, 1] to features [N, D] or (features, logits); runs the "
+        "file's code, so use files you trust (default: the shipped MNIST classifier)",
+    )
+    e.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    e.add_argument(
+        "--bootstrap", type=int, default=100, metavar="B", help="bootstrap resamples (100)"
+    )
+    e.add_argument("--seed", type=int, default=0, metavar="S", help="seed of samples and resamples")
+    e.add_argument(
+        "--best",
+        action="store_true",
+        help="evaluate checkpoints/best.safetensors (kept by train.eval_every), not the newest",
+    )
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return str(v)  # inf: a KL with a class the reference lacks
+    if v == int(v) and abs(v) >= 1:
+        return f"{v:.0f}"
+    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+
+
+def print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ganforge.metrics.evaluate import METRICS
+
+    table = Table(
+        title=f"{result['run']} ({result['checkpoint']}, step {result['step']})",
+        caption=f"n = {result['n']} samples against n real ({result['real']}); floor: a second, "
+        f"disjoint real set of n; 95 % interval from {result['bootstrap']} bootstrap resamples; "
+        f"features: {result['feature_net']}",
+    )
+    for col in ("metric", "value", "95 % interval", "real floor", "n", "better"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name, m in result["metrics"].items():
+        info = METRICS[name]
+        interval = "-" if m["ci_low"] is None else f"[{_num(m['ci_low'])}, {_num(m['ci_high'])}]"
+        table.add_row(
+            name,
+            _num(m["value"]),
+            interval,
+            _num(m["floor"]),
+            str(m["n"]),
+            "higher" if info.higher_is_better else "lower",
+        )
+    Console(width=max(100, Console().width)).print(table)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    from ganforge.checkpoint import atomic_write
+    from ganforge.errors import GanforgeError
+
+    try:
+        atomic_write(path, (json.dumps(result, indent=2) + "\n").encode())
+    except OSError as e:
+        raise GanforgeError(f"cannot write {path}: {e.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ganforge.metrics.evaluate import evaluate_run
+
+    console = Console(stderr=True)
+    kwargs: dict[str, Any] = {
+        "n": args.n,
+        "real": args.real,
+        "features": args.features,
+        "bootstrap": args.bootstrap,
+        "seed": args.seed,
+        "best": args.best,
+    }
+    if console.is_terminal:
+        with console.status("evaluating") as status:
+            result = evaluate_run(args.run, on_stage=status.update, **kwargs)
+    else:
+        result = evaluate_run(args.run, **kwargs)
+    print_table(result)
+    write_json(result, args.run / "eval.json")
+    if args.json is not None:
+        write_json(result, args.json)
+    print(f"wrote {args.run / 'eval.json'}" + (f" and {args.json}" if args.json else ""))
+    return 0

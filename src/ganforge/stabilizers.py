@@ -1,0 +1,93 @@
+"""Stabilisers that act on D's inputs, on features or on weights: instance noise, feature
+matching, historical averaging, and the moving average of G's weights.
+
+One-sided label smoothing is a variant of D's loss: ``Loss.d_smoothed`` in ``ganforge.losses``.
+The layers (minibatch discrimination, virtual batch norm, spectral norm) are in
+``ganforge.nets.layers``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+Tensor = torch.Tensor
+
+
+def noise_std(step: int, std0: float, steps: int) -> float:
+    """Instance noise (Sønderby et al. 2017; Arjovsky & Bottou 2017): the std of the Gaussian
+    noise added to D's real and fake inputs at ``step`` (0-based), annealed linearly from
+    ``std0`` to 0 over ``steps`` steps: sigma_t = std0 max(0, 1 - t / steps)."""
+    if steps <= 0:
+        return 0.0
+    return std0 * max(0.0, 1.0 - step / steps)
+
+
+def add_noise(x: Tensor, std: float) -> Tensor:
+    """x + std * n, n ~ N(0, I) of x's shape (drawn from torch's global generator)."""
+    return x + std * torch.randn_like(x)
+
+
+def feature_matching(real_features: Tensor, fake_features: Tensor) -> Tensor:
+    """Feature matching (Salimans et al. 2016, sec. 3.1): ||E f(x) - E f(G(z))||_2^2, with f an
+    intermediate layer of D; features ``[N, F]`` and ``[M, F]``, the means over the batch."""
+    return (real_features.mean(0) - fake_features.mean(0)).square().sum()
+
+
+class HistoricalAverage(nn.Module):
+    """Historical averaging (Salimans et al. 2016, sec. 3.3): the penalty
+    ||theta - (1/t) sum_{i<t} theta_i||^2 on a module's parameters, the mean of every value they
+    have held. The mean starts at the initial weights, so the penalty is 0 at the first step.
+
+    A module so that its state (the mean and the count, as buffers) goes into checkpoints.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        params = [p.detach().clone() for p in module.parameters()]
+        self.names = [f"mean_{i}" for i in range(len(params))]
+        for name, p in zip(self.names, params, strict=True):
+            self.register_buffer(name, p)
+        self.count: Tensor
+        self.register_buffer("count", torch.ones((), dtype=torch.float64))
+
+    def means(self) -> list[Tensor]:
+        return [getattr(self, n) for n in self.names]
+
+    def penalty(self, module: nn.Module) -> Tensor:
+        """sum over parameters of ||theta - mean||^2 (a scalar with theta's graph)."""
+        terms = [
+            (p - m).square().sum() for p, m in zip(module.parameters(), self.means(), strict=True)
+        ]
+        return torch.stack(terms).sum()
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        """Add the module's current weights to the mean: m <- m + (theta - m) / (n + 1)."""
+        n = self.count.item() + 1.0
+        for p, m in zip(module.parameters(), self.means(), strict=True):
+            m.add_((p.detach() - m) / n)
+        self.count.add_(1.0)
+
+
+class EMA(nn.Module):
+    """An exponential moving average of G's weights (Yazıcı et al. 2019; Karras et al. 2018):
+    theta_ema <- beta theta_ema + (1 - beta) theta after each G update; buffers (BatchNorm's
+    running statistics) are copied. ``self.module`` is the averaged G, used for sampling."""
+
+    def __init__(self, module: nn.Module, beta: float) -> None:
+        super().__init__()
+        self.beta = beta
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        ema: list[Tensor] = list(self.module.parameters())
+        torch._foreach_lerp_(ema, [p.detach() for p in module.parameters()], 1.0 - self.beta)
+        for b_ema, b in zip(self.module.buffers(), module.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.module(z)

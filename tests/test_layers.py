@@ -1,0 +1,174 @@
+"""Layers against independent implementations and their defining properties."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from ganforge import nets
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.nets.layers import (
+    FeatureD,
+    MinibatchDiscrimination,
+    MinibatchStdDev,
+    VirtualBatchNorm,
+    VirtualBatchNormG,
+    features_and_scores,
+)
+from ganforge.train.step import batch_independent
+
+
+def test_minibatch_discrimination_against_a_numpy_loop():
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(3, kernels=4, kernel_dim=2).double()
+    f = torch.randn(5, 3, dtype=torch.float64)
+    out = layer(f)
+    # by the paper's definition, one pair at a time
+    T = layer.T.detach().numpy().reshape(3, 4, 2)
+    m = np.einsum("na,abc->nbc", f.numpy(), T)
+    o = np.zeros((5, 4))
+    for i in range(5):
+        for j in range(5):
+            o[i] += np.exp(-np.abs(m[i] - m[j]).sum(1))
+    assert_close(out, torch.cat([f, torch.from_numpy(o)], 1))
+
+
+def test_minibatch_discrimination_by_hand():
+    """A = B = C = 1 and T = 1: o_i = sum_j exp(-|f_i - f_j|)."""
+    layer = MinibatchDiscrimination(1, kernels=1, kernel_dim=1).double()
+    with torch.no_grad():
+        layer.T.fill_(1.0)
+    f = torch.tensor([[0.0], [1.0], [3.0]], dtype=torch.float64)
+    o = layer(f)[:, 1]
+    e = math.exp
+    expected = [1 + e(-1) + e(-3), e(-1) + 1 + e(-2), e(-3) + e(-2) + 1]
+    assert_close(o, torch.tensor(expected, dtype=torch.float64))
+
+
+def test_minibatch_stddev_appends_the_mean_feature_std():
+    f = torch.tensor([[1.0, 5.0], [3.0, 5.0]], dtype=torch.float64)  # stds 1 and 0
+    out = MinibatchStdDev()(f)
+    expected = (math.sqrt(1 + 1e-8) + math.sqrt(1e-8)) / 2
+    assert_close(out[:, 2], torch.full((2,), expected, dtype=torch.float64))
+    assert_close(out[:, :2], f)
+
+
+def _vbn_with_reference(ref: torch.Tensor) -> VirtualBatchNorm:
+    vbn = VirtualBatchNorm(ref.shape[1]).double()
+    vbn.reference = True
+    vbn(ref)
+    vbn.reference = False
+    return vbn
+
+
+def test_virtual_batch_norm_is_batch_norm_over_the_reference_plus_the_example():
+    """By hand: reference {1, 3}, example 5: batch {1, 3, 5} has mean 3 and variance 8/3."""
+    vbn = _vbn_with_reference(torch.tensor([[1.0], [3.0]], dtype=torch.float64))
+    y = vbn(torch.tensor([[5.0]], dtype=torch.float64))
+    assert_close(y, torch.tensor([[2.0 / math.sqrt(8.0 / 3.0 + 1e-5)]], dtype=torch.float64))
+    # against PyTorch's BatchNorm (training mode: batch statistics) on the reference + x
+    torch.manual_seed(0)
+    ref, x = torch.randn(16, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    vbn = _vbn_with_reference(ref)
+    bn = nn.BatchNorm1d(4).double()
+    for i in range(3):
+        expected = bn(torch.cat([ref, x[i : i + 1]]))[-1]
+        assert_close(vbn(x)[i], expected)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_virtual_batch_norm_output_does_not_depend_on_the_rest_of_the_batch(arch):
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch=arch, latent_dim=4, g_hidden=(8, 8), width=8, virtual_batch_norm=True)
+    g, _ = nets.build(cfg, (1, 28, 28) if arch == "dcgan" else (3,))
+    assert isinstance(g, VirtualBatchNormG) and g.latent_dim == 4
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in g.modules())
+    z = torch.randn(5, 4)
+    alone = g(z[:1])
+    assert_close(g(z)[:1], alone)
+    assert_close(g(torch.cat([z[:1], 10 * torch.randn(7, 4)]))[:1], alone)
+    g.eval()
+    assert_close(g(z[:1]), alone)  # sampling uses the same statistics
+
+
+def test_virtual_batch_norm_image_layers():
+    """For [N, C, H, W] an example's statistics are its own positions plus the reference's."""
+    torch.manual_seed(0)
+    ref, x = torch.randn(6, 2, 3, 3), torch.randn(1, 2, 3, 3)
+    vbn = VirtualBatchNorm(2)
+    vbn.reference = True
+    vbn(ref)
+    vbn.reference = False
+    both = torch.cat([ref, x])  # equal weight per example = equal count of positions
+    mean = both.mean((0, 2, 3), keepdim=True)
+    var = both.var((0, 2, 3), unbiased=False, keepdim=True)
+    assert_close(vbn(x), (x - mean) / (var + 1e-5).sqrt())
+
+
+def test_virtual_batch_norm_needs_a_batchnorm_in_g():
+    with pytest.raises(ConfigError, match="g_batchnorm"):
+        nets.build(ModelConfig(g_batchnorm=False, virtual_batch_norm=True), (3,))
+
+
+def test_switches_off_leave_the_nets_alone():
+    torch.manual_seed(0)
+    g, d = nets.build(ModelConfig(latent_dim=4), (3,))
+    assert type(g).__name__ == "MLPGenerator" and type(d).__name__ == "MLPDiscriminator"
+    assert batch_independent(d)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_minibatch_layers_make_d_see_the_batch(arch):
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        arch=arch, latent_dim=4, width=8, minibatch_discrimination=6, minibatch_stddev=True
+    )
+    shape = (1, 28, 28) if arch == "dcgan" else (3,)
+    _, d = nets.build(cfg, shape)
+    assert isinstance(d, FeatureD) and not batch_independent(d)
+    x = torch.randn(5, *shape)
+    f, scores = features_and_scores(d, x)
+    assert scores.shape == (5, 1) and f.shape[0] == 5
+    assert d.head.in_features == f.shape[1] + 6 + 1
+    # a sample's score changes with its batch-mates
+    other = torch.cat([x[:1], torch.randn(4, *shape)])
+    assert not torch.allclose(d(x)[0], d(other)[0])
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_features_and_scores_of_a_plain_d(arch):
+    torch.manual_seed(0)
+    shape = (1, 28, 28) if arch == "dcgan" else (3,)
+    _, d = nets.build(ModelConfig(arch=arch, width=8), shape)
+    x = torch.randn(4, *shape)
+    f, scores = features_and_scores(d, x)
+    assert_close(scores, d(x))
+    assert f.ndim == 2 and len(f) == 4
+
+
+def test_spectral_norm_makes_d_weights_unit_norm():
+    torch.manual_seed(0)
+    _, d = nets.build(ModelConfig(d_hidden=(16, 8), spectral_norm=True), (3,))
+    for _ in range(30):  # one power iteration per forward
+        d(torch.randn(4, 3))
+    linears = [m for m in d.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 3
+    for m in linears:
+        sigma = torch.linalg.matrix_norm(m.weight.detach(), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_dropout_follows_every_hidden_activation_of_d():
+    torch.manual_seed(0)
+    _, d = nets.build(ModelConfig(d_hidden=(16, 8), d_dropout=0.3), (3,))
+    drops = [m for m in d.modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 2 and all(m.p == 0.3 for m in drops)
+    x = torch.randn(64, 3)
+    d.eval()
+    assert torch.equal(d(x), d(x))  # off in eval mode
+    d.train()
+    assert not torch.equal(d(x), d(x))

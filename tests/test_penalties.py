@@ -1,0 +1,129 @@
+"""Penalties against values computed by hand, on critics whose gradients are known."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+from torch.testing import assert_close
+
+from ganforge.config import Config, ModelConfig
+from ganforge.penalties import clip_weights, gradient_penalty, interpolate, r1_penalty, safe_norm
+from ganforge.train.loop import build_step
+
+
+def _linear_critic(*w: float) -> nn.Linear:
+    """D(x) = w.x + 0.5: grad_x D = w everywhere."""
+    d = nn.Linear(len(w), 1).double()
+    with torch.no_grad():
+        d.weight.copy_(torch.tensor([w], dtype=torch.float64))
+        d.bias.fill_(0.5)
+    return d
+
+
+def test_gradient_penalty_of_a_linear_critic_is_lambda_times_norm_minus_one_squared():
+    d = _linear_critic(3.0, 4.0)  # ||w|| = 5
+    real = torch.randn(7, 2, dtype=torch.float64)
+    fake = torch.randn(7, 2, dtype=torch.float64)
+    gp = gradient_penalty(d, real, fake, weight=10.0)
+    assert_close(gp, torch.tensor(10.0 * (5.0 - 1.0) ** 2, dtype=torch.float64))
+    # and its gradient reaches the weights: d/dw lambda (||w|| - 1)^2 = 2 lambda (||w|| - 1) w/||w||
+    gp.backward()
+    assert_close(d.weight.grad, torch.tensor([[48.0, 64.0]], dtype=torch.float64))
+
+
+def test_gradient_penalty_has_no_nan_where_the_gradient_is_zero():
+    d = _linear_critic(0.0, 0.0)  # a constant critic: grad_x D = 0
+    x = torch.randn(4, 2, dtype=torch.float64)
+    gp = gradient_penalty(d, x, x, weight=10.0)
+    assert gp.item() == 10.0  # (0 - 1)^2
+    gp.backward()
+    # sqrt's derivative at 0 would give inf * 0 = NaN; the safe norm gives 0
+    assert_close(d.weight.grad, torch.zeros(1, 2, dtype=torch.float64))
+
+
+def test_safe_norm_values_and_zero_gradient_at_zero():
+    g = torch.tensor([[3.0, 4.0], [0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    n = safe_norm(g)
+    assert_close(n, torch.tensor([5.0, 0.0], dtype=torch.float64))
+    n.sum().backward()
+    assert_close(g.grad, torch.tensor([[0.6, 0.8], [0.0, 0.0]], dtype=torch.float64))
+
+
+class _Recorder(nn.Module):
+    """A critic that keeps its last input: D(x) = sum of x."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen = x.detach().clone()
+        return x.flatten(1).sum(1, keepdim=True)
+
+
+def test_interpolation_weight_is_one_uniform_draw_per_sample():
+    """real = 1, fake = 0, so x_hat = eps: constant within a sample (not per pixel) and
+    distributed as U[0, 1] across samples (not as a normal)."""
+    torch.manual_seed(0)
+    d = _Recorder()
+    n = 4000
+    ones = torch.ones(n, 3, 4, 4, dtype=torch.float64)
+    gradient_penalty(d, ones, torch.zeros_like(ones), weight=1.0)
+    x_hat = d.seen
+    eps = x_hat[:, 0, 0, 0]
+    assert_close(x_hat, eps.view(n, 1, 1, 1).expand_as(x_hat))  # one eps per sample
+    assert eps.min() >= 0.0 and eps.max() <= 1.0
+    assert stats.kstest(eps.numpy(), "uniform").pvalue > 1e-3
+    assert len(np.unique(eps.numpy())) == n  # a fresh draw for every sample
+
+
+def test_interpolate_with_given_weights():
+    real, fake = torch.full((2, 3), 10.0), torch.full((2, 3), 2.0)
+    x = interpolate(real, fake, torch.tensor([[0.25], [1.0]]))
+    assert_close(x, torch.tensor([[4.0] * 3, [10.0] * 3]))  # 0.25 * 10 + 0.75 * 2 = 4
+
+
+def test_r1_of_a_linear_critic_is_half_gamma_norm_squared():
+    d = _linear_critic(3.0, 4.0)
+    real = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    r1 = r1_penalty(real, d(real), gamma=0.2)
+    assert_close(r1, torch.tensor(0.1 * 25.0, dtype=torch.float64))
+    r1.backward()  # d/dw gamma/2 ||w||^2 = gamma w
+    assert_close(d.weight.grad, torch.tensor([[0.6, 0.8]], dtype=torch.float64))
+
+
+def test_clipping_bounds_every_weight_and_keeps_the_rest():
+    d = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    with torch.no_grad():
+        d[0].weight.copy_(torch.tensor([[-0.5, 0.005, 0.02], [0.0, -0.01, 3.0]]))
+    clip_weights(d, 0.01)
+    assert all(p.abs().max() <= 0.01 for p in d.parameters())
+    assert_close(d[0].weight, torch.tensor([[-0.01, 0.005, 0.01], [0.0, -0.01, 0.01]]))
+
+
+def _tiny_gan(loss: str, **stab) -> object:
+    cfg = Config(model=ModelConfig(latent_dim=4, g_hidden=(8,), d_hidden=(8,)))
+    cfg.train.loss = loss
+    for k, v in stab.items():
+        setattr(cfg.stab, k, v)
+    torch.manual_seed(0)
+    return build_step(cfg, (3,), torch.device("cpu"))
+
+
+def test_wgan_step_clips_the_critic_after_every_update():
+    gan = _tiny_gan("wgan", clip=0.05)
+    reals = [torch.randn(8, 3) for _ in range(3)]
+    gan(reals)
+    assert all(p.abs().max() <= 0.05 for p in gan.D.parameters())
+    assert max(p.abs().max() for p in gan.G.parameters()) > 0.05  # G is not clipped
+
+
+@pytest.mark.parametrize(("loss", "gp", "expected"), [("wgan-gp", 0.0, 10.0), ("ns", 2.0, 2.0)])
+def test_gradient_penalty_weight_in_the_step(loss, gp, expected):
+    gan = _tiny_gan(loss, gp=gp)
+    assert gan.tricks.gp == expected
+    out = gan([torch.randn(8, 3)])
+    assert out["gp"] > 0 and torch.isfinite(out["loss_g"])
+
+
+def test_r1_in_the_step_reports_its_value():
+    gan = _tiny_gan("ns", r1=1.0)
+    out = gan([torch.randn(8, 3)])
+    assert out["r1"] > 0

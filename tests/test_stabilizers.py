@@ -1,0 +1,222 @@
+"""Stabilisers: each one's defining property with numbers, and their hooks in the step."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from conftest import TINY, read_metrics
+from ganforge.config import Config, ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.stabilizers import EMA, HistoricalAverage, feature_matching, noise_std
+from ganforge.train.loop import build_step
+from ganforge.train.step import GANStep, Tricks
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"), [(0, 0.5), (25, 0.375), (50, 0.25), (100, 0.0), (150, 0.0)]
+)
+def test_instance_noise_std_falls_linearly_to_zero(step, expected):
+    assert noise_std(step, 0.5, 100) == expected
+
+
+def test_feature_matching_value_and_zero_at_equal_features():
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # mean (2, 3)
+    fake = torch.tensor([[0.0, 0.0], [2.0, 2.0], [1.0, 1.0]])  # mean (1, 1)
+    assert feature_matching(real, fake).item() == 5.0  # 1^2 + 2^2
+    # equal means give 0, whatever the samples
+    assert feature_matching(real, torch.tensor([[2.0, 3.0]])).item() == 0.0
+
+
+def _scalar(value: float) -> nn.Linear:
+    m = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        m.weight.fill_(value)
+    return m
+
+
+def test_historical_averaging_is_zero_at_the_first_step_then_tracks_the_mean():
+    m = _scalar(2.0)
+    ha = HistoricalAverage(m)
+    assert ha.penalty(m).item() == 0.0
+    with torch.no_grad():
+        m.weight.fill_(4.0)
+    ha.update(m)  # mean of (2, 4) = 3
+    assert ha.penalty(m).item() == 1.0  # (4 - 3)^2
+    with torch.no_grad():
+        m.weight.fill_(0.0)
+    ha.update(m)  # mean of (2, 4, 0) = 2
+    assert ha.penalty(m).item() == 4.0
+    assert ha.count.item() == 3.0
+
+
+def test_ema_of_weights_and_copy_of_buffers():
+    m = nn.Sequential(_scalar(1.0), nn.BatchNorm1d(1))
+    ema = EMA(m, beta=0.9)
+    with torch.no_grad():
+        m[0].weight.fill_(2.0)
+        m[1].running_mean.fill_(7.0)
+    ema.update(m)  # 0.9 * 1 + 0.1 * 2
+    assert_close(ema.module[0].weight, torch.tensor([[1.1]]))
+    ema.update(m)  # 0.9 * 1.1 + 0.1 * 2
+    assert_close(ema.module[0].weight, torch.tensor([[1.19]]))
+    assert ema.module[1].running_mean.item() == 7.0
+    assert m[0].weight.item() == 2.0  # the live G is untouched
+
+
+def _gan(loss: str = "ns", g_steps: int = 1, **stab) -> GANStep:
+    cfg = Config(model=ModelConfig(latent_dim=4, g_hidden=(8,), d_hidden=(8,)))
+    cfg.train.loss, cfg.train.g_steps, cfg.train.steps = loss, g_steps, 100
+    for k, v in stab.items():
+        setattr(cfg.stab, k, v)
+    torch.manual_seed(0)
+    return build_step(cfg, (3,), torch.device("cpu"))
+
+
+def test_switches_off_take_the_plain_path():
+    assert _gan().plain and not Tricks().active
+    assert not _gan(ema=0.99).plain
+
+
+def test_the_tricks_path_with_ema_only_gives_the_plain_weights():
+    """EMA does not touch the training maths: G and D follow the plain path's trajectory
+    exactly, so the hooked step is the same algorithm as the plain one."""
+    plain, hooked = _gan(), _gan(ema=0.9)
+    for _ in range(3):
+        reals = [torch.randn(8, 3)]
+        state = torch.get_rng_state()
+        plain(reals)
+        torch.set_rng_state(state)
+        hooked(reals)
+    for a, b in zip(
+        [*plain.G.parameters(), *plain.D.parameters()],
+        [*hooked.G.parameters(), *hooked.D.parameters()],
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+    assert hooked.sampler_g is hooked.tricks.ema.module and plain.sampler_g is plain.G
+
+
+def test_label_smoothing_in_the_step():
+    assert _gan(label_smoothing=True).tricks.smooth_real == 0.9
+    assert _gan(label_smoothing=True, smooth_real=0.8).tricks.smooth_real == 0.8
+    assert _gan(smooth_real=0.8).tricks.smooth_real == 1.0  # off unless switched on
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        _gan("hinge", label_smoothing=True)
+
+
+def test_label_smoothing_changes_only_the_real_term_of_the_step_loss():
+    """The step's L_D with smoothing equals the BCE with real targets 0.9 on the same logits."""
+    gan = _gan(label_smoothing=True)
+    real = torch.randn(8, 3)
+    state = torch.get_rng_state()
+    out = gan([real])
+    # rerun the D pass on the initial weights with the same z
+    ref = _gan()
+    torch.set_rng_state(state)
+    fake = ref.G(ref.noise(real)).detach()
+    r, f = ref.D(real), ref.D(fake)
+    bce = nn.functional.binary_cross_entropy_with_logits
+    expected = bce(r, torch.full_like(r, 0.9)) + bce(f, torch.zeros_like(f))
+    assert_close(out["loss_d"], expected)
+
+
+def test_g_steps_updates_g_that_many_times():
+    gan = _gan(g_steps=3)
+    gan([torch.randn(8, 3), torch.randn(8, 3)])
+    assert {int(s["step"]) for s in gan.opt_g.state.values()} == {3}
+    assert {int(s["step"]) for s in gan.opt_d.state.values()} == {2}
+
+
+def test_instance_noise_follows_the_schedule_in_the_step():
+    gan = _gan(instance_noise=0.4, noise_steps=10)
+    assert gan.noise_std() == 0.4
+    for _ in range(5):
+        gan([torch.randn(8, 3)])
+    assert gan.t == 5 and gan.noise_std() == pytest.approx(0.2)
+    gan.t = 10
+    assert gan.noise_std() == 0.0
+
+
+def test_instance_noise_reaches_d_inputs():
+    """D sees real + N(0, s^2): the difference from the clean batch has std s."""
+    gan = _gan(instance_noise=2.0)
+    seen: list[torch.Tensor] = []
+    gan.D.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    real = torch.zeros(4000, 3)
+    gan([real])
+    noisy_real = seen[0][: len(real)]  # the joint pass: reals first
+    assert noisy_real.std().item() == pytest.approx(2.0, rel=0.02)
+
+
+def test_feature_matching_and_historical_averaging_run_in_the_step():
+    gan = _gan(feature_matching=1.0, historical_averaging=0.5)
+    g0 = copy.deepcopy(gan.G)
+    out = gan([torch.randn(8, 3)])
+    assert out["fm"] >= 0 and torch.isfinite(out["loss_g"])
+    assert gan.tricks.hist_g is not None and gan.tricks.hist_g.count.item() == 2.0
+    # the mean now holds (theta_0 + theta_1) / 2
+    mean0 = gan.tricks.hist_g.means()[0]
+    assert_close(mean0, (next(g0.parameters()) + next(gan.G.parameters())) / 2)
+
+
+def test_ema_weights_are_checkpointed_and_used_for_sampling(cli, tmp_path):
+    from ganforge import checkpoint
+    from ganforge.sample import load_generator
+
+    run = tmp_path / "r"
+    code, _, err = cli("train", "--out", run, "--steps", "10", "--quiet", *TINY, "stab.ema=0.5")
+    assert code == 0, err
+    tensors, _ = checkpoint.read(checkpoint.list_checkpoints(run / "checkpoints")[-1][1])
+    ema = checkpoint.subset(tensors, "G_ema")
+    live = checkpoint.subset(tensors, "G")
+    assert set(ema) == set(live) and not torch.equal(ema["net.0.weight"], live["net.0.weight"])
+    g = load_generator(run)
+    assert torch.equal(g.state_dict()["net.0.weight"], ema["net.0.weight"])
+
+
+def _maths(run):
+    return [
+        {k: v for k, v in r.items() if k not in ("img_per_s", "elapsed_s")}
+        for r in read_metrics(run)
+    ]
+
+
+def test_resume_is_exact_with_stabilisers_on(cli, tmp_path):
+    """Historical means, the EMA and the step of the noise schedule come back from the
+    checkpoint: 5 steps, then 5 more, give the metrics of 10 steps in one go."""
+    switches = [
+        "stab.ema=0.9",
+        "stab.historical_averaging=0.1",
+        "stab.instance_noise=0.3",
+        "stab.noise_steps=8",
+        "stab.label_smoothing=true",
+    ]
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert cli("train", "--out", full, "--steps", "10", "--quiet", *TINY, *switches)[0] == 0
+    assert cli("train", "--out", part, "--steps", "5", "--quiet", *TINY, *switches)[0] == 0
+    assert cli("train", "--resume", part, "--steps", "10", "--quiet")[0] == 0
+    assert _maths(full) == _maths(part)
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        ["train.loss=wgan", "model.spectral_norm=true"],
+        ["train.loss=wgan-gp", "model.minibatch_discrimination=4", "train.g_steps=2"],
+        ["train.loss=hinge", "model.minibatch_stddev=true", "stab.r1=1"],
+        ["train.loss=lsgan", "model.virtual_batch_norm=true", "stab.feature_matching=1"],
+        ["model.d_dropout=0.3", "stab.label_smoothing=true", "stab.instance_noise=0.1"],
+    ],
+)
+def test_switches_train_end_to_end(cli, tmp_path, switches):
+    from ganforge.sample import sample
+
+    run = tmp_path / "r"
+    code, _, err = cli("train", "--out", run, "--steps", "6", "--quiet", *TINY, *switches)
+    assert code == 0, err
+    assert len(read_metrics(run)) == 2
+    x = sample(run, 3)
+    assert x.shape == (3, 1, 28, 28) and torch.isfinite(x).all()
