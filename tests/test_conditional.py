@@ -1,5 +1,6 @@
 """Conditional nets: label embedding joined to z and D's input, projection D, AC-GAN head."""
 
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from ganforge import checkpoint, nets
 from ganforge.config import ModelConfig
 from ganforge.nets import conditional as cond
 from ganforge.nets.dcgan import DCGANDiscriminator
-from ganforge.per_class import class_grid, sampling_labels
+from ganforge.per_class import class_figures, class_grid, sampling_labels
 from ganforge.train.step import GANStep, Tricks
 
 SMALL = {
@@ -289,7 +290,7 @@ def test_per_class_evaluation_reads_the_classifier_per_requested_label(cli, tmp_
 
     run = tmp_path / "run"
     assert cli("train", "--out", run, "--steps", "4", "--quiet", *TINY, "model.cond=acgan")[0] == 0
-    data = load_dataset("mnist5k", limit=400)
+    data = load_dataset("mnist5k", limit=256)  # the run's training data (TINY)
     x, y = data.batch(torch.arange(len(data))), data.y
     out = evaluate_classes(run, x, y, n_per_class=20, features=_SaysThree())
     acc = [r["accuracy"] for r in out["classes"]]
@@ -298,8 +299,69 @@ def test_per_class_evaluation_reads_the_classifier_per_requested_label(cli, tmp_
     assert all(
         0 <= r["recall"] <= 1 and r["fid"] >= 0 and r["fid_floor"] >= 0 for r in out["classes"]
     )
+    with pytest.raises(GanforgeError, match="too few"):
+        evaluate_classes(run, x[:30], y[:30], n_per_class=20, features=_SaysThree())
+
+    # `ganforge eval` adds the per-class figures of a conditional run, in its table and in
+    # eval.json: the same figures as evaluate_classes on the same shuffled real images
+    net = tmp_path / "says3.pt"
+    torch.jit.script(_SaysThree()).save(str(net))
+    code, out_text, _ = cli("eval", run, "--n", "100", "--bootstrap", "2", "--features", net)
+    assert code == 0 and "per class: samples asked for each label" in out_text
+    ev = json.loads((run / "eval.json").read_text())
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    scripted = torch.jit.load(str(net))
+    want = evaluate_classes(run, data.batch(perm), data.y[perm], n_per_class=10, features=scripted)
+    assert ev["per_class"] == want
+    assert [r["accuracy"] for r in ev["per_class"]["classes"]] == [0.0] * 3 + [1.0] + [0.0] * 6
+    # ... and the report shows them
+    assert cli("report", run)[0] == 0
+    text = (run / "report.html").read_text()
+    assert "<h2>Per class</h2>" in text
+    assert f"<tr><td>fid</td><td>{ev['metrics']['fid']['value']:.4g}</td>" in text  # nested
+    r3 = ev["per_class"]["classes"][3]
+    assert f"<tr><td>3</td><td>1</td><td>{r3['recall']:.4g}</td>" in text
     assert out["min_recall"] == min(r["recall"] for r in out["classes"])
     plain = tmp_path / "plain"
     assert cli("train", "--out", plain, "--steps", "2", "--quiet", *TINY)[0] == 0
     with pytest.raises(GanforgeError, match="not a conditional run"):
         evaluate_classes(plain, x, y, n_per_class=20, features=_SaysThree())
+
+
+def test_class_figures_against_numpy():
+    """Accuracy, k = 3 precision and recall, and FID of one class, by brute force in numpy."""
+    from scipy.linalg import sqrtm
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(12, 2))
+    fake = np.concatenate([rng.normal(size=(6, 2)), rng.normal(size=(6, 2)) + 4.0])
+    said = np.array([2, 2, 0, 2, 1, 2, 2, 0, 0, 0, 0, 0])  # classifier's argmax: 5 of 12 say 2
+    probs = np.eye(3)[said] * 0.8 + 0.1
+    out = class_figures(2, torch.tensor(real), torch.tensor(fake), torch.tensor(probs))
+
+    def radii(a):  # distance to the 3rd nearest neighbour, itself excluded
+        return np.sort(cdist(a, a), axis=1)[:, 3]
+
+    precision = np.mean([(cdist(f[None], real)[0] <= radii(real)).any() for f in fake])
+    recall = np.mean([(cdist(r[None], fake)[0] <= radii(fake)).any() for r in real])
+
+    def fid(a, b):
+        ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        root = sqrtm(ca @ cb).real
+        return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * root))
+
+    want = {
+        "label": 2,
+        "accuracy": 5 / 12,
+        "recall": recall,
+        "precision": precision,
+        "fid": fid(real, fake),
+        "fid_floor": fid(real[:6], real[6:]),
+    }
+    assert 0 < recall < 1 and 0 < precision < 1  # the example separates the two
+    assert out.keys() == want.keys()
+    for key in want:
+        assert out[key] == pytest.approx(want[key], rel=1e-6, abs=1e-9), key
+        assert want[key] == pytest.approx(out[key], rel=1e-6, abs=1e-9), key
+    assert class_figures(2, torch.tensor(real), torch.tensor(fake), None)["accuracy"] is None

@@ -190,3 +190,16 @@ def test_progressive_run_resumes_exactly_across_a_stage_boundary(cli, tmp_path):
     assert rows(whole) == rows(parts)
     names = sorted(p.name for p in (whole / "samples").glob("stage-*.png"))
     assert names == ["stage-0-4x4.png", "stage-1-8x8.png"]
+    # the growth state is a named state of every checkpoint
+    from ganforge import checkpoint
+
+    for run in (whole, parts):
+        _, meta = checkpoint.read(run / ckpt)
+        assert meta["states"]["growth"] == {"stage": 2, "alpha": 1.0}
+    # the report shows each stage's last samples, in stage order
+    assert cli("report", whole)[0] == 0
+    text = (whole / "report.html").read_text()
+    assert "<h2>Samples at the end of each stage</h2>" in text
+    assert text.index("<figcaption>stage 0 4x4</figcaption>") < text.index(
+        "<figcaption>stage 1 8x8</figcaption>"
+    )

@@ -195,14 +195,14 @@ def fault(monkeypatch):
     state: dict = {"n": 0, "at": set(), "from": None, "seen": []}
     original = GANStep.__call__
 
-    def call(self, reals, measure=False):
+    def call(self, reals, measure=False, labels=None):
         state["n"] += 1
         n = state["n"]
         state["seen"].append((reals[0].clone(), torch.initial_seed()))
         if n in state["at"] or (state["from"] is not None and n >= state["from"]):
             with torch.no_grad():
                 next(self.D.parameters()).fill_(math.nan)
-        return original(self, reals, measure)
+        return original(self, reals, measure, labels)
 
     monkeypatch.setattr(GANStep, "__call__", call)
     return state
@@ -362,7 +362,7 @@ DRIVER = textwrap.dedent(
     if mode == "step":
         step, calls = GANStep.__call__, [0]
 
-        def call(self, reals, measure=False):
+        def call(self, reals, measure=False, labels=None):
             calls[0] += 1
             if calls[0] == int(arg):
                 freeze()

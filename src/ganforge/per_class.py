@@ -63,6 +63,34 @@ def check_labels(data: Dataset, k: int) -> None:
         )
 
 
+def class_figures(
+    c: int, f_real: Tensor, f_fake: Tensor, p_fake: Tensor | None
+) -> dict[str, float | None]:
+    """The figures of class ``c`` from features of its real images ``f_real`` ``[M, D]`` and of
+    samples asked to be ``c`` ``f_fake`` ``[N, D]``, with the classifier's probabilities on the
+    samples ``p_fake`` ``[N, K]`` (None: the network has no logits, accuracy is None):
+
+    - accuracy: the share of samples the classifier assigns to c (does G obey the label?);
+    - recall and precision (Kynkaanniemi et al. 2019, k = 3) within the class: does G cover
+      the class's variety (recall), are its samples like the class's images (precision)?
+    - fid: intra-class FID; fid_floor: the FID between the two halves of ``f_real``.
+    """
+    from ganforge.metrics.fid import fid
+    from ganforge.metrics.prdc import prdc
+
+    half = len(f_real) // 2
+    pr = prdc(f_real, f_fake)
+    accuracy = None if p_fake is None else float((p_fake.argmax(1) == c).double().mean())
+    return {
+        "label": c,
+        "accuracy": accuracy,
+        "recall": pr["recall"],
+        "precision": pr["precision"],
+        "fid": fid(f_real, f_fake),
+        "fid_floor": fid(f_real[:half], f_real[half:]),
+    }
+
+
 @torch.no_grad()
 def evaluate_classes(
     run: str | Path,
@@ -72,25 +100,21 @@ def evaluate_classes(
     n_per_class: int = 500,
     seed: int = 0,
     features: nn.Module | None = None,
+    checkpoint_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Per-class figures of a conditional run against labelled real images ``real_x``
-    ``[M, C, H, W]`` in [-1, 1] with labels ``real_y`` ``[M]``.
+    """Per-class figures (``class_figures``) of a conditional run's G (newest checkpoint, or
+    ``checkpoint_file``) against labelled real images ``real_x`` ``[M, C, H, W]`` in [-1, 1]
+    with labels ``real_y`` ``[M]``: for each class c, ``n_per_class`` samples G(z, c) and the
+    real images of class c (at most ``n_per_class``, drawn at random) go through the feature
+    network (the shipped MNIST classifier unless ``features`` is given).
 
-    For each class c, ``n_per_class`` samples G(z, c) and the real images of class c (at most
-    ``n_per_class``) go through the feature network (the shipped MNIST classifier unless
-    ``features`` is given):
-
-    - accuracy: the share of samples the classifier assigns to c (does G obey the label?);
-    - recall and precision (Kynkaanniemi et al. 2019, k = 3) within the class: does G cover
-      the class's variety (recall), are its samples like the class's digits (precision)?
-    - intra-class FID, and its floor: the FID between two halves of the class's real images.
+    Returns ``{"classes": [row per class], "accuracy": mean over classes, "min_recall",
+    "n_per_class"}``, as ``ganforge eval`` writes it under ``per_class`` in eval.json.
     """
     from ganforge.metrics.features import extract, load_feature_net
-    from ganforge.metrics.fid import fid
-    from ganforge.metrics.prdc import prdc
     from ganforge.sample import generate, load_generator
 
-    g = load_generator(run)
+    g = load_generator(run, checkpoint_file=checkpoint_file)
     k = num_classes(g)
     if k == 0:
         raise GanforgeError(f"{run}: not a conditional run (model.cond): no classes to evaluate")
@@ -107,20 +131,11 @@ def evaluate_classes(
         fake = generate(g, z, y=torch.full((n_per_class,), c, dtype=torch.long))
         f_fake, p_fake = extract(net, fake)
         f_real, _ = extract(net, real_c)
-        half = len(f_real) // 2
-        row: dict[str, float] = {"label": c}
-        # the share of samples the classifier puts in class c (nan: the network has no logits)
-        row["accuracy"] = (
-            float("nan") if p_fake is None else float((p_fake.argmax(1) == c).double().mean())
-        )
-        pr = prdc(f_real, f_fake)
-        row["recall"], row["precision"] = pr["recall"], pr["precision"]
-        row["fid"] = fid(f_real, f_fake)
-        row["fid_floor"] = fid(f_real[:half], f_real[half:])
-        rows.append(row)
+        rows.append(class_figures(c, f_real, f_fake, p_fake))
+    accs = [a for r in rows if (a := r["accuracy"]) is not None]
     return {
         "classes": rows,
-        "accuracy": float(np.mean([r["accuracy"] for r in rows])),
-        "min_recall": float(min(r["recall"] for r in rows)),
+        "accuracy": float(np.mean(accs)) if len(accs) == k else None,
+        "min_recall": min(float(r["recall"] or 0.0) for r in rows),
         "n_per_class": n_per_class,
     }

@@ -15,7 +15,10 @@ DESCRIPTION = (
     "precision/recall (k=3), density/coverage (k=5), the classifier score, the class "
     "histogram's KL and the classes covered (Stacked MNIST: modes of 1000). Each figure comes "
     "with its bootstrap 95 % interval, the score of real data at the same sample size (two "
-    "disjoint real sets: the floor) and n. Prints a table and writes RUN/eval.json."
+    "disjoint real sets: the floor) and n. A conditional run (model.cond) also gets a table "
+    "per class: the classifier's accuracy on samples asked for that label, intra-class "
+    "recall and precision (k=3), intra-class FID and its real floor (n/K samples per class). "
+    "Prints the tables and writes RUN/eval.json."
 )
 TAKES_OVERRIDES = False
 
@@ -99,6 +102,33 @@ def print_table(result: dict[str, Any]) -> None:
             str(m["n"]),
             "higher" if info.higher_is_better else "lower",
         )
+    Console(width=max(100, Console().width)).print(table)
+    if "per_class" in result:
+        print_class_table(result["per_class"])
+
+
+def print_class_table(per_class: dict[str, Any]) -> None:
+    """The per-class figures of a conditional run (``per_class.evaluate_classes``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title="per class: samples asked for each label",
+        caption=f"{per_class['n_per_class']} samples and up to as many real images per class; "
+        "accuracy: share the classifier gives the requested label; recall, precision: within "
+        "the class (k=3); FID floor: two halves of the class's real images",
+    )
+    cols = ("label", "accuracy", "recall", "precision", "FID", "FID floor")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for r in per_class["classes"]:
+        table.add_row(
+            str(r["label"]),
+            *(_num(r[k]) for k in ("accuracy", "recall", "precision", "fid", "fid_floor")),
+        )
+    table.add_row(
+        "all", _num(per_class["accuracy"]), f"min {_num(per_class['min_recall'])}", "", "", ""
+    )
     Console(width=max(100, Console().width)).print(table)
 
 

@@ -47,6 +47,7 @@ BOOTSTRAP = 100  # resamples behind each interval
 LEVEL = 0.95
 DEFAULT_N = 5000  # samples evaluated, when the real set holds twice as many
 MIN_N = 10  # k-NN balls (k = 5) need a few more points than k
+PER_CLASS_REAL = 20_000  # conditional runs: labelled real images the per-class sets come from
 
 
 @dataclass(frozen=True)
@@ -401,4 +402,19 @@ def evaluate_run(
             "samples": histogram(sets.fake_probs.argmax(1), k).tolist(),
             "real": histogram(sets.ref_probs.argmax(1), k).tolist(),
         }
+    if cfg.model.cond != "none" and data.y is not None and data.kind == "image":
+        from ganforge.per_class import evaluate_classes
+
+        k = cfg.model.num_classes
+        stage(f"per-class figures ({k} classes)")
+        sel = perm[:PER_CLASS_REAL]  # the labelled real images the classes are drawn from
+        out["per_class"] = evaluate_classes(
+            folder.path,
+            data.batch(sel),
+            data.y[sel],
+            n_per_class=max(MIN_N, n // k),
+            seed=seed,
+            features=net,
+            checkpoint_file=ckpt,
+        )
     return out

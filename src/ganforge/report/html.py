@@ -6,8 +6,10 @@ the file opens anywhere, offline, and can be mailed or archived on its own. No s
 Sections: what the rules saw (the diagnostics, with advice, and their timeline); the course's
 L_D and L_G curves; D(x) and D(G(z)) with the 0.5 equilibrium line; gradient norms; the
 diversity of the fixed-z samples; the sample grids over time; the metrics of ``ganforge eval``
-(``RUN/eval.json``) with intervals and the real data's floor; the theory figures of toy runs
-(``RUN/theory/*.png``); the config, side by side when runs are compared.
+(``RUN/eval.json``) with intervals and the real data's floor; for a conditional run its
+per-class figures (label accuracy, intra-class recall, precision and FID); for a progressive
+run the last samples of each stage (``samples/stage-S-RxR.png``); the theory figures of toy
+runs (``RUN/theory/*.png``); the config, side by side when runs are compared.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class RunData:
     samples: list[tuple[int, Path]]  # (step, grid PNG)
     evaluation: dict[str, Any] | None = None
     theory: list[Path] = field(default_factory=list)
+    stages: list[Path] = field(default_factory=list)  # progressive runs: a grid per stage
 
     @property
     def name(self) -> str:
@@ -74,7 +77,16 @@ def load_run(path: Path) -> RunData:
     theory_dir = path / "theory"
     theory = sorted(theory_dir.rglob("*.png")) if theory_dir.is_dir() else []
     found = run_episodes(path, rows, cfg.diagnose)
-    return RunData(path, cfg, rows, found, samples, read_eval(path), theory)
+    stages = sorted(folder.samples.glob("stage-*.png"), key=_stage_number)
+    return RunData(path, cfg, rows, found, samples, read_eval(path), theory, stages)
+
+
+def _stage_number(p: Path) -> int:
+    """S of ``stage-S-RxR.png`` (-1 for a name that does not parse: listed first)."""
+    try:
+        return int(p.stem.split("-")[1])
+    except (IndexError, ValueError):
+        return -1
 
 
 def read_eval(path: Path) -> dict[str, Any] | None:
@@ -331,7 +343,11 @@ def _evaluation(runs: Sequence[RunData]) -> str:
         head = "<tr><th>metric</th><th>value</th><th>interval</th><th>real floor</th>"
         head += "<th>n</th></tr>"
         body = []
-        for metric, v in ev.items():
+        # eval.json as `ganforge eval` writes it keeps the figures under "metrics"
+        table = ev["metrics"] if isinstance(ev.get("metrics"), dict) else ev
+        for metric, v in table.items():
+            if metric in ("per_class", "class_histogram"):
+                continue
             if not isinstance(v, dict):
                 body.append(f"<tr><td>{_e(metric)}</td><td>{_fmt(v)}</td>" + "<td>-</td>" * 3)
                 continue
@@ -342,6 +358,67 @@ def _evaluation(runs: Sequence[RunData]) -> str:
                 f"<td>{_fmt(v.get('floor'))}</td><td>{_fmt(v.get('n'))}</td></tr>"
             )
         parts.append(f"{title}<table>{head}{''.join(body)}</table>")
+    return "".join(parts)
+
+
+def _class_chart(rows: Sequence[dict[str, Any]]) -> str:
+    """Bars of label accuracy and intra-class recall per class, with the targets 0.95, 0.5."""
+    fig = _figure((7.0, 2.8), left=0.08)
+    ax = fig.add_subplot()
+    labels = [int(r["label"]) for r in rows]
+    for i, (key, name) in enumerate((("accuracy", "label accuracy"), ("recall", "recall"))):
+        vals = [float(r[key]) if r.get(key) is not None else math.nan for r in rows]
+        ax.bar([c + (i - 0.5) * 0.4 for c in labels], vals, 0.4, label=name, color=COLORS[i])
+    ax.axhline(0.95, color=COLORS[0], ls="--", lw=1, label="0.95")
+    ax.axhline(0.5, color=COLORS[1], ls=":", lw=1, label="0.5")
+    ax.set_xticks(labels)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("requested label")
+    ax.set_title("per class: does G obey the label, does it cover the class?")
+    ax.legend(fontsize=7, ncol=4, loc="lower left")
+    return _png_uri(_png_bytes(fig))
+
+
+def _per_class(runs: Sequence[RunData]) -> str:
+    """Per-class figures of conditional runs (``per_class`` in eval.json); "" when none."""
+    parts = []
+    for run in runs:
+        pc = (run.evaluation or {}).get("per_class")
+        if not isinstance(pc, dict) or not pc.get("classes"):
+            continue
+        title = f"<h3>{_e(run.name)}</h3>" if len(runs) > 1 else ""
+        keys = ("accuracy", "recall", "precision", "fid", "fid_floor")
+        head = "<tr><th>label</th><th>accuracy</th><th>recall</th><th>precision</th>"
+        head += "<th>FID</th><th>FID floor</th></tr>"
+        body = "".join(
+            f"<tr><td>{_fmt(r.get('label'))}</td>"
+            + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys)
+            + "</tr>"
+            for r in pc["classes"]
+        )
+        note = (
+            f"<p>{_fmt(pc.get('n_per_class'))} samples per requested label. Mean label "
+            f"accuracy {_fmt(pc.get('accuracy'))}; lowest intra-class recall "
+            f"{_fmt(pc.get('min_recall'))}.</p>"
+        )
+        chart = _img(_class_chart(pc["classes"]), "per-class accuracy and recall")
+        parts.append(f"{title}{note}<table>{head}{body}</table>{chart}")
+    return "".join(parts)
+
+
+def _stages(runs: Sequence[RunData]) -> str:
+    """The last samples of each stage of progressive runs; "" when none."""
+    parts = []
+    for run in runs:
+        if not run.stages:
+            continue
+        title = f"<h3>{_e(run.name)}</h3>" if len(runs) > 1 else ""
+        figs = "".join(
+            f"<figure>{_img(_png_uri(p.read_bytes()), p.stem, 'grid')}"
+            f"<figcaption>{_e(p.stem.replace('-', ' '))}</figcaption></figure>"
+            for p in run.stages
+        )
+        parts.append(f"{title}<div class='strip'>{figs}</div>")
     return "".join(parts)
 
 
@@ -457,12 +534,16 @@ def render(runs: Sequence[RunData]) -> str:
         f"<div class='plots'>{drawn}</div>" if drawn else "<p class='muted'>No measurements.</p>"
     )
     theory = _theory(runs)
+    per_class = _per_class(runs)
+    stages = _stages(runs)
     sections = [
         ("Summary", _summary(runs)),
         ("Diagnostics", _diagnostics(runs)),
         ("Training curves", plots),
         ("Samples from the fixed z over time", _samples(runs)),
         ("Evaluation", _evaluation(runs)),
+        *([("Per class", per_class)] if per_class else []),
+        *([("Samples at the end of each stage", stages)] if stages else []),
         *([("Theory", theory)] if theory else []),
         ("Config", _config(runs)),
     ]
