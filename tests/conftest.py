@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ganforge.cli import main
 
@@ -26,6 +27,17 @@ TINY = [
 
 def read_metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Give every test torch's thread count back as it found it. A run with train.threads=N
+    sets it for the whole process, and float sums split over 1 or 2 threads round differently:
+    a later test that compares an in-process run with a subprocess (default threads) bit for
+    bit would fail, depending on which tests ran before it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -113,7 +114,10 @@ def test_resume_drops_metrics_written_after_the_checkpoint(cli, tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_resumes_exactly(cli, tmp_path):
     """SIGINT mid-interval: a checkpoint at that step, exit 130; resuming to T gives the weights
-    and metrics (interval means included) of a run of T steps that never stopped."""
+    and metrics (interval means included) of a run of T steps that never stopped.
+
+    The first part runs in a subprocess, the rest in this process: bit-for-bit equality needs
+    the same torch thread count in both (float sums over 1 or 2 threads round differently)."""
     run = tmp_path / "run"
     args = [
         sys.executable,
@@ -127,7 +131,10 @@ def test_ctrl_c_stops_cleanly_and_resumes_exactly(cli, tmp_path):
         *TINY,
         "ckpt_every=1000000",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     deadline = time.time() + 60
     while not (run / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.05)
