@@ -50,14 +50,15 @@ class Inpainted:
 
 
 def load_nets(run: str | Path, device: str = "cpu") -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
-    """G and D of the newest checkpoint of ``run``, in eval mode, and the sample shape."""
+    """G and D of the newest checkpoint of ``run``, in eval mode, and the sample shape; G is
+    the moving average of G's weights when the run kept one (``stab.ema``), as for samples."""
     folder = RunFolder(Path(run))
     cfg = folder.read_config()
     tensors, meta = checkpoint.read(folder.latest_checkpoint())
     shape = tuple(int(s) for s in meta["data_shape"])
     g, d = nets.build(cfg.model, shape)
     try:
-        g.load_state_dict(checkpoint.subset(tensors, "G"))
+        g.load_state_dict(checkpoint.subset(tensors, "G_ema") or checkpoint.subset(tensors, "G"))
         d.load_state_dict(checkpoint.subset(tensors, "D"))
     except RuntimeError as e:
         raise GanforgeError(f"{run}: the checkpoint does not fit the run's model ({e})") from None
