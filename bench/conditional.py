@@ -128,7 +128,7 @@ def main() -> None:
     p.add_argument("--real", type=Path, default=TEST_SET, help="folder of the MNIST test set")
     p.add_argument("--inpaint", type=int, default=20, help="digits to inpaint (20; 0 skips)")
     p.add_argument("--inpaint-steps", type=int, default=600)
-    p.add_argument("--window", type=int, default=7, help="context window of the inpainting")
+    p.add_argument("--window", type=int, default=0, help="context window of the inpainting (0)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--png", type=Path, help="write the class grid and inpainting figures here")
     p.add_argument("overrides", nargs="*", help="config key=value overrides for training")

@@ -122,7 +122,9 @@ def test_search_recovers_an_image_the_generator_can_make():
     with torch.no_grad():
         truth = g(z_true)[0]
     hole = rect_hole("3,0,6,3", (6, 6))
-    result = inpaint(g, _FlatD(), truth, hole, steps=400, restarts=4, lam=0.0, blend="paste")
+    result = inpaint(
+        g, _FlatD(), truth, hole, steps=400, restarts=4, lam=0.0, blend="paste", window=7
+    )
     torch.testing.assert_close(result.filled, truth, atol=2e-3, rtol=0)
     torch.testing.assert_close(
         result.filled[hole.expand(1, 6, 6) == 0], truth[hole.expand(1, 6, 6) == 0]

@@ -185,16 +185,29 @@ PRESETS: dict[str, Preset] = {
         },
     ),
     "mnist-cgan": Preset(
-        "conditional MLP GAN (label embedding joined to z and to D's input) on the bundled "
-        "5k MNIST images (~3 min)",
-        {"model.cond": "concat", "train.n_samples": 80},
+        "conditional MLP GAN (label embedding joined to z, projection D with spectral norm, "
+        "EMA of G) on the bundled 5k MNIST images (~5 min)",
+        {
+            # measured (docs/conditional.md): with concat and no EMA the samples obey the
+            # label 88 % of the time and barely vary within a class (recall ~0.01); each
+            # change below raised the lowest class's recall, to 0.60 with all of them
+            "model.cond": "projection",
+            "stab.ema": 0.999,
+            "model.spectral_norm": True,
+            "optim.lr_g": 1e-4,  # two time-scale rates, D 4x G's (Heusel et al. 2017)
+            "optim.lr_d": 4e-4,
+            "train.n_samples": 80,
+        },
     ),
     "mnist-dcgan-cond": Preset(
-        "conditional DCGAN with a projection discriminator on the bundled 5k MNIST (~3 min)",
+        "conditional DCGAN with a projection discriminator and EMA of G on the bundled 5k "
+        "MNIST (~3 min)",
         {
             "model.arch": "dcgan",
             "model.cond": "projection",
             "model.width": 32,
+            "model.d_batchnorm": True,  # without it (and EMA): 84 % label accuracy, recall ~0
+            "stab.ema": 0.999,
             "model.bn_momentum": 0.1,
             "data.image_size": 28,
             "train.steps": 2500,

@@ -118,7 +118,7 @@ def inpaint(
     blend: str = "poisson",
     label: int | None = None,
     seed: int = 0,
-    window: int = 7,
+    window: int = 0,
 ) -> Inpainted:
     """Fill ``hole`` ``[1, H, W]`` (1 = missing) of ``image`` ``[C, H, W]`` in [-1, 1]."""
     if blend not in BLENDS:
