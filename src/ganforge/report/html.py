@@ -372,10 +372,11 @@ def _class_chart(rows: Sequence[dict[str, Any]]) -> str:
     ax.axhline(0.95, color=COLORS[0], ls="--", lw=1, label="0.95")
     ax.axhline(0.5, color=COLORS[1], ls=":", lw=1, label="0.5")
     ax.set_xticks(labels)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.3)  # room above the bars for the legend
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
     ax.set_xlabel("requested label")
     ax.set_title("per class: does G obey the label, does it cover the class?")
-    ax.legend(fontsize=7, ncol=4, loc="lower left")
+    ax.legend(fontsize=7, ncol=4, loc="upper center")
     return _png_uri(_png_bytes(fig))
 
 
