@@ -16,6 +16,7 @@ from ganforge.nets.layers import (
     MinibatchDiscrimination,
     MinibatchStdDev,
     VirtualBatchNorm,
+    PackedD,
     VirtualBatchNormG,
     features_and_scores,
 )
@@ -172,3 +173,45 @@ def test_dropout_follows_every_hidden_activation_of_d():
     assert torch.equal(d(x), d(x))  # off in eval mode
     d.train()
     assert not torch.equal(d(x), d(x))
+
+
+def test_packed_d_scores_m_samples_joined():
+    torch.manual_seed(0)
+    _, d = nets.build(ModelConfig(latent_dim=4, d_hidden=(8,), pack=3), (2,))
+    assert isinstance(d, PackedD) and not batch_independent(d)
+    assert d.d.net[1].in_features == 6  # the inner D takes 3 points of 2 features
+    x = torch.randn(6, 2)
+    packs = torch.stack([torch.cat([x[0], x[1], x[2]]), torch.cat([x[3], x[4], x[5]])])
+    assert_close(d(x), d.d(packs))  # [2, 1]: one score per pack of consecutive samples
+    f, scores = features_and_scores(d, x)
+    assert_close(scores, d(x))
+    assert f.shape == (2, 8)
+    # each point alone: a pack of 3 copies of it
+    assert_close(d.score_each(x[:2]), d.d(torch.stack([x[0].repeat(3), x[1].repeat(3)])))
+    with pytest.raises(ValueError, match="divisible"):
+        d(torch.randn(4, 2))
+
+
+def test_packed_dcgan_d_joins_the_channels():
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="dcgan", width=8, pack=2, minibatch_stddev=True)
+    g, d = nets.build(cfg, (1, 28, 28))
+    assert isinstance(d, PackedD) and isinstance(d.d, FeatureD)  # switches on the inner D
+    assert g(torch.randn(2, cfg.latent_dim)).shape == (2, 1, 28, 28)
+    assert d.d.trunk[0].in_channels == 2
+    x = torch.randn(4, 1, 28, 28)
+    assert_close(d.pack(x)[1], torch.cat([x[2], x[3]]))  # sample 2 in channel 0, 3 in 1
+    assert d(x).shape == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        (ModelConfig(cond="concat", pack=2), "unconditional models only"),
+        (ModelConfig(arch="progressive", pack=2), "not progressive"),
+    ],
+)
+def test_packing_refuses_models_it_cannot_pack(cfg, message):
+    shape = (1, 32, 32) if cfg.arch == "progressive" else (1, 28, 28)
+    with pytest.raises(ConfigError, match=message):
+        nets.build(cfg, shape)

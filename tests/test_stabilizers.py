@@ -209,6 +209,7 @@ def test_resume_is_exact_with_stabilisers_on(cli, tmp_path):
         ["train.loss=hinge", "model.minibatch_stddev=true", "stab.r1=1"],
         ["train.loss=lsgan", "model.virtual_batch_norm=true", "stab.feature_matching=1"],
         ["model.d_dropout=0.3", "stab.label_smoothing=true", "stab.instance_noise=0.1"],
+        ["model.pack=4", "stab.ema=0.9", "optim.decay_from=0.5", "stab.gp=1"],
     ],
 )
 def test_switches_train_end_to_end(cli, tmp_path, switches):
@@ -220,3 +221,33 @@ def test_switches_train_end_to_end(cli, tmp_path, switches):
     assert len(read_metrics(run)) == 2
     x = sample(run, 3)
     assert x.shape == (3, 1, 28, 28) and torch.isfinite(x).all()
+
+
+def test_lr_factor_by_hand():
+    from ganforge.train.loop import lr_factor
+
+    # 10 steps, decay from the middle: 1 to step 5, then (11 - step) / 6
+    assert [lr_factor(s, 10, 0.5) for s in range(1, 11)] == pytest.approx(
+        [1, 1, 1, 1, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6]
+    )
+    assert [lr_factor(s, 10, 1.0) for s in (1, 10)] == [1, 1]  # off
+    assert lr_factor(1, 10, 0.0) == pytest.approx(10 / 11)  # decays from the first step
+
+
+def test_lr_decay_sets_both_rates_every_step(cli, tmp_path, monkeypatch):
+    from ganforge.train.step import GANStep
+
+    seen: list[tuple[float, float]] = []
+    call = GANStep.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append((self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"]))
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(GANStep, "__call__", spy)
+    rates = ["optim.lr_g=1e-3", "optim.lr_d=3e-3", "optim.decay_from=0.5"]
+    code, _, err = cli("train", "--out", tmp_path / "r", "--steps", "4", "--quiet", *TINY, *rates)
+    assert code == 0, err
+    # 4 steps, decay from step 2: factors 1, 1, 2/3, 1/3
+    factors = [1, 1, 2 / 3, 1 / 3]
+    assert seen == pytest.approx([(1e-3 * f, 3e-3 * f) for f in factors])

@@ -48,6 +48,7 @@ class ModelConfig:
     minibatch_kernel_dim: int = 5  # C, the size of each minibatch-discrimination kernel
     minibatch_stddev: bool = False  # append the batch's mean feature std to D's features (Karras)
     virtual_batch_norm: bool = False  # G's BatchNorm from a fixed reference batch (Salimans 2016)
+    pack: int = 1  # D judges packs of this many samples, all real or all fake (PacGAN); 1 = off
 
 
 @dataclass
@@ -67,6 +68,7 @@ class OptimConfig:
     lr_d: float = 2e-4  # Adam learning rate of D
     betas_g: tuple[float, float] = (0.5, 0.999)  # Adam betas of G (beta1 = 0.5: Radford et al.)
     betas_d: tuple[float, float] = (0.5, 0.999)  # Adam betas of D
+    decay_from: float = 1.0  # both rates fall linearly to ~0 from this share of train.steps; 1: off
 
 
 @dataclass
@@ -278,6 +280,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "model.d_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "model.minibatch_discrimination": _NON_NEGATIVE,
     "model.minibatch_kernel_dim": _POSITIVE,
+    "model.pack": _POSITIVE,
     "data.image_size": _NON_NEGATIVE,
     "data.channels": (lambda v: v in (0, 1, 3), "0, 1 or 3"),
     "data.limit": _NON_NEGATIVE,
@@ -285,6 +288,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "optim.lr_d": _POSITIVE,
     "optim.betas_g": (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
     "optim.betas_d": (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "optim.decay_from": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "train.steps": _POSITIVE,
     "train.batch_size": _POSITIVE,
     "train.d_steps": _POSITIVE,

@@ -54,11 +54,22 @@ def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modul
     """(G, D) for samples of ``shape``, with the layers of the model's switches (spectral norm,
     minibatch layers, virtual batch norm, dropout); G has a ``latent_dim`` attribute. With
     ``cfg.cond`` other than "none", class-conditional nets G(z, y), D(x, y) (nets/conditional.py).
+    With ``cfg.pack`` m > 1, D is built for m samples joined and judges packs (``PackedD``).
     """
-    from ganforge.nets.layers import apply_switches
+    from ganforge.nets.layers import PackedD, apply_switches, packed_shape
 
     if cfg.cond != "none":
         from ganforge.nets import conditional
 
+        if cfg.pack > 1:
+            raise ConfigError("model.pack works with unconditional models only (model.cond=none)")
         return apply_switches(*conditional.build(cfg, shape), cfg, shape)
-    return apply_switches(*ARCHS[cfg.arch](cfg, shape), cfg, shape)
+    if cfg.pack == 1:
+        return apply_switches(*ARCHS[cfg.arch](cfg, shape), cfg, shape)
+    if cfg.arch == "progressive":
+        raise ConfigError("model.pack works with the mlp and dcgan models, not progressive")
+    g, _ = ARCHS[cfg.arch](cfg, shape)
+    d_shape = packed_shape(shape, cfg.pack)
+    _, d = ARCHS[cfg.arch](cfg, d_shape)
+    g, d = apply_switches(g, d, cfg, d_shape)
+    return g, PackedD(d, cfg.pack)

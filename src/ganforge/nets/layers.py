@@ -5,6 +5,7 @@
 - ``VirtualBatchNorm``: Salimans et al. (2016), sec. 3.5.
 - spectral normalisation of D's weights: Miyato et al. (2018), W / sigma(W).
 - dropout in D: the "use dropouts in D" advice of the GAN tips (Chintala et al. 2016).
+- ``PackedD``: packing, D scores m samples at once (PacGAN, Lin et al. 2018).
 
 ``apply_switches`` turns a ``ModelConfig``'s switches into these layers on the nets that
 ``ganforge.nets.build`` made; with every switch off it returns G and D untouched.
@@ -213,9 +214,50 @@ class FeatureD(nn.Module):
         return self.features_and_scores(x)[1]
 
 
+def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:
+    """The shape of one packed input of D: m samples of ``shape`` joined along the first axis
+    (features of points, channels of images)."""
+    return (m * shape[0], *shape[1:])
+
+
+class PackedD(nn.Module):
+    """Packing (PacGAN, Lin et al. 2018): D judges m samples at once, all real or all fake.
+
+    A batch ``[N, C, ...]`` becomes ``[N / m, m C, ...]`` (samples i m .. i m + m - 1 joined
+    along the first axis) and the inner D, built for that shape, gives one score per pack. A G
+    that covers few modes makes packs whose members look alike, which real packs rarely do: D
+    sees the diversity of a set, not just the quality of one sample. The paper's grid-of-25
+    figures (Table 1) come from m = 2 to 4 with an unchanged architecture otherwise.
+    """
+
+    mixes_batch = True  # a pack's score depends on the other members of its pack
+
+    def __init__(self, d: nn.Module, m: int) -> None:
+        super().__init__()
+        self.d, self.m = d, m
+
+    def pack(self, x: Tensor) -> Tensor:
+        n = len(x)
+        if n % self.m:
+            raise ValueError(f"packing {self.m} samples per score needs a batch divisible by it")
+        return x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.d(self.pack(x))  # [N / m, 1]
+
+    def score_each(self, x: Tensor) -> Tensor:
+        """A score per sample ``[N, 1]``: each sample judged as a pack of m copies of itself
+        (what D thinks of a G that always makes this sample: the heat maps of theory)."""
+        return self.d(x.repeat(1, self.m, *[1] * (x.ndim - 2)))
+
+    def features_and_scores(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return features_and_scores(self.d, self.pack(x))
+
+
 def features_and_scores(d: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    """D's last hidden features ``[N, F]`` (flattened) and its scores ``[N, 1]`` in one pass."""
-    if isinstance(d, FeatureD):
+    """D's last hidden features ``[N, F]`` (flattened) and its scores ``[N, 1]`` in one pass
+    (for a ``PackedD``, one row per pack)."""
+    if isinstance(d, (FeatureD, PackedD)):
         return d.features_and_scores(x)
     trunk, head = split_d(d)
     h = trunk(x)

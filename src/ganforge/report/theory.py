@@ -83,8 +83,10 @@ def samples_of(g: nn.Module, z: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def d_logits(d: nn.Module, pts: np.ndarray) -> np.ndarray:
-    """D's logits at points ``[M, D]`` as ``[M]`` float64."""
-    out = [d(torch.from_numpy(pts[i : i + 8192]).float()) for i in range(0, len(pts), 8192)]
+    """D's logits at points ``[M, D]`` as ``[M]`` float64 (a packing D judges each point as a
+    pack of copies of itself)."""
+    score = getattr(d, "score_each", d)
+    out = [score(torch.from_numpy(pts[i : i + 8192]).float()) for i in range(0, len(pts), 8192)]
     return torch.cat(out).reshape(-1).double().numpy()
 
 

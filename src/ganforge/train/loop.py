@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganforge import checkpoint, nets
-from ganforge.config import Config, DiagnoseConfig
+from ganforge.config import Config, DiagnoseConfig, OptimConfig
 from ganforge.data import BatchSampler, Dataset, load_dataset
 from ganforge.diagnose import Watch, mode_counter
 from ganforge.errors import ConfigError, GanforgeError
@@ -104,6 +104,22 @@ def build_step(cfg: Config, shape: tuple[int, ...], device: torch.device) -> GAN
         tricks=tricks,
         aux_weight=cfg.train.aux_weight,
     )
+
+
+def lr_factor(step: int, steps: int, decay_from: float) -> float:
+    """The share of the base learning rates used at ``step`` (1-based) of ``steps``: 1 up to
+    step ``decay_from * steps``, then a straight line that would reach 0 one step after the last
+    (every step still learns): min(1, (steps + 1 - step) / (steps + 1 - decay_from * steps)).
+    Constant then linear decay, as CycleGAN trains (Zhu et al. 2017, sec. 4)."""
+    start = decay_from * steps
+    return min(1.0, (steps + 1 - step) / (steps + 1 - start))
+
+
+def set_lr(gan: GANStep, optim: OptimConfig, factor: float) -> None:
+    """Both Adams' rates at ``factor`` times the configured ones (every parameter group)."""
+    for opt, base in ((gan.opt_g, optim.lr_g), (gan.opt_d, optim.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = base * factor
 
 
 def real_reference(data: Dataset, n: int, seed: int) -> torch.Tensor:
@@ -241,6 +257,11 @@ class Trainer:
             )
         if cfg.model.cond != "none":
             check_labels(self.data, cfg.model.num_classes)
+        if t.batch_size % cfg.model.pack:  # each process packs its own slice of the batch
+            raise ConfigError(
+                f"model.pack={cfg.model.pack} needs train.batch_size divisible by it, "
+                f"got {t.batch_size}"
+            )
         seed_everything(t.seed)
         self.gan = build_step(cfg, self.data.sample_shape, self.device)
         _check_batchnorm(t.batch_size, {"G": self.gan.G, "D": self.gan.D})  # per process
@@ -406,6 +427,8 @@ class Trainer:
                     progressive.on_step(self)  # stage and fade-in alpha of a growing net
                     snap = self.dist.is_main and snapshots.due(step, t.snapshot_every, t.steps)
                     g_pre = snapshots.copy_state(self.modules["G"]) if snap else None
+                    if (o := self.cfg.optim).decay_from < 1:  # learning rates of this step
+                        set_lr(self.gan, o, lr_factor(step, t.steps, o.decay_from))
                     stats = self.gan(reals, measure=log_now, labels=labels)
                     self.guard.watch(step, stats)
                     # Read the flag once: a Ctrl-C arriving after this line stops the run one
