@@ -5,14 +5,16 @@ Run (from the repository root):
     python bench/toy_modes.py                           # ring8 and grid25, seeds 0-4
     python bench/toy_modes.py --presets grid25 --seeds 0,1   # a part of it
     python bench/toy_modes.py --steps 1000 --json out.json   # shorter runs, figures as JSON
+    python bench/toy_modes.py --jobs 2 model.pack=1          # 2 runs at once, a config change
 
-What it measures. Each preset (default config, ``ganforge train --preset NAME --seed S``) is
-trained once per seed into a temporary folder; 20,000 samples of the final G (z drawn with
-seed 1) are scored by ``ganforge.metrics.modes.mode_metrics`` with the definitions of VEEGAN
-(Srivastava et al. 2017) and PacGAN (Lin et al. 2018): a sample is high quality within 3 std of
-its nearest mode; a mode is captured when it holds at least 1/5 of its expected number of
-high-quality samples; KL(q || w) between the high-quality histogram q and the weights w. The
-table prints each seed, the mean and the standard deviation over seeds, and the training time.
+What it measures. Each preset (default config, ``ganforge train --preset NAME --seed S``, with
+any ``key=value`` overrides given after the options) is trained once per seed into a temporary
+folder; 20,000 samples of the final G (z drawn with seed 1) are scored by
+``ganforge.metrics.modes.mode_metrics`` with the definitions of VEEGAN (Srivastava et al. 2017)
+and PacGAN (Lin et al. 2018): a sample is high quality within 3 std of its nearest mode; a mode
+is captured when it holds at least 1/5 of its expected number of high-quality samples; KL(q ||
+w) between the high-quality histogram q and the weights w. The table prints each seed, the mean
+and the standard deviation over seeds, and the training time.
 
 Published reference on the same 5 x 5 grid (PacGAN, Table 1; their nets and 2,500 samples): a
 plain GAN captures 17.3 of 25 modes; PacGAN4 24.8, with 93.6 % high quality and KL 0.04.
@@ -22,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from ganforge import config
@@ -37,8 +41,10 @@ from ganforge.train.loop import train
 N_SAMPLES = 20_000
 
 
-def run_one(preset: str, seed: int, steps: int | None, threads: int) -> dict:
-    overrides = [f"train.seed={seed}", "train.snapshot_every=0"]
+def run_one(
+    preset: str, seed: int, steps: int | None, threads: int, extra: tuple[str, ...] = ()
+) -> dict:
+    overrides = [*extra, f"train.seed={seed}", "train.snapshot_every=0"]
     if steps:
         overrides.append(f"train.steps={steps}")
     if threads:
@@ -62,6 +68,18 @@ def run_one(preset: str, seed: int, steps: int | None, threads: int) -> dict:
         "kl": m["kl"],
         "train_s": seconds,
     }
+
+
+def _job(job: tuple[str, int], steps: int | None, threads: int, extra: tuple[str, ...]) -> dict:
+    preset, seed = job
+    r = run_one(preset, seed, steps, threads, extra)
+    print(
+        f"{preset} seed {seed}: {r['modes']}/{r['n_modes']} modes, "
+        f"HQ {100 * r['hq_share']:.1f} %, KL {r['kl']:.3f} ({r['train_s']:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return r
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -97,19 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--presets", default="ring8,grid25", help="comma list (ring8,grid25)")
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma list of seeds (0,1,2,3,4)")
     p.add_argument("--steps", type=int, default=0, help="override train.steps (0: preset's)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: 1 with --jobs)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, in processes (1)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    args = p.parse_args(argv)
+    args, overrides = p.parse_known_args(argv)
+    if bad := [o for o in overrides if "=" not in o]:
+        p.error(f"unrecognised arguments: {' '.join(bad)}")
+    threads = args.threads or (1 if args.jobs > 1 else 0)  # no oversubscribed cores
+    jobs = [(preset, int(s)) for preset in args.presets.split(",") for s in args.seeds.split(",")]
+    one = partial(_job, steps=args.steps or None, threads=threads, extra=tuple(overrides))
     rows = []
-    for preset in args.presets.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
-            r = run_one(preset, seed, args.steps or None, args.threads)
-            rows.append(r)
-            print(
-                f"{preset} seed {seed}: {r['modes']}/{r['n_modes']} modes, "
-                f"HQ {100 * r['hq_share']:.1f} %, KL {r['kl']:.3f} ({r['train_s']:.0f} s)",
-                file=sys.stderr,
-            )
+    if args.jobs > 1:  # spawn: a fresh interpreter per worker, no forked torch state
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            rows = list(pool.imap(one, jobs))
+    else:
+        rows = [one(j) for j in jobs]
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

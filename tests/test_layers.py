@@ -178,7 +178,7 @@ def test_dropout_follows_every_hidden_activation_of_d():
 def test_packed_d_scores_m_samples_joined():
     torch.manual_seed(0)
     _, d = nets.build(ModelConfig(latent_dim=4, d_hidden=(8,), pack=3), (2,))
-    assert isinstance(d, PackedD) and not batch_independent(d)
+    assert isinstance(d, PackedD) and batch_independent(d)  # packs of reals, packs of fakes
     assert d.d.net[1].in_features == 6  # the inner D takes 3 points of 2 features
     x = torch.randn(6, 2)
     packs = torch.stack([torch.cat([x[0], x[1], x[2]]), torch.cat([x[3], x[4], x[5]])])
@@ -197,6 +197,7 @@ def test_packed_dcgan_d_joins_the_channels():
     cfg = ModelConfig(arch="dcgan", width=8, pack=2, minibatch_stddev=True)
     g, d = nets.build(cfg, (1, 28, 28))
     assert isinstance(d, PackedD) and isinstance(d.d, FeatureD)  # switches on the inner D
+    assert not batch_independent(d)  # the minibatch layer mixes packs: reals, fakes apart
     assert g(torch.randn(2, cfg.latent_dim)).shape == (2, 1, 28, 28)
     assert d.d.trunk[0].in_channels == 2
     x = torch.randn(4, 1, 28, 28)

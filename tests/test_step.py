@@ -115,3 +115,14 @@ def test_first_batch_of_the_default_run_mixes_the_sorted_labels():
     assert data.y is not None and data.y[:500].eq(0).all()  # sorted at the source
     sampler = BatchSampler(len(data), 64, seed=0)
     assert len(data.y[sampler.next()].unique()) == 10
+
+
+def test_one_pass_of_a_packing_d_splits_reals_from_fakes_by_packs():
+    cfg = Config(model=ModelConfig(latent_dim=4, g_hidden=(8,), d_hidden=(8,), pack=3))
+    torch.manual_seed(0)
+    gan = build_step(cfg, (2,), torch.device("cpu"))
+    assert gan.joint_d_pass  # packs never straddle the reals and the fakes
+    real, fake = torch.randn(6, 2), torch.randn(9, 2)
+    real_logits, fake_logits = gan.d_logits(real, fake)
+    assert_close(real_logits, gan.D(real))  # [2, 1]
+    assert_close(fake_logits, gan.D(fake))  # [3, 1]

@@ -230,11 +230,12 @@ class PackedD(nn.Module):
     figures (Table 1) come from m = 2 to 4 with an unchanged architecture otherwise.
     """
 
-    mixes_batch = True  # a pack's score depends on the other members of its pack
-
     def __init__(self, d: nn.Module, m: int) -> None:
         super().__init__()
         self.d, self.m = d, m
+        # A pack's score depends on its own m members only: a batch of reals then one of fakes,
+        # each a multiple of m long, can be scored in one pass unless the inner D mixes them.
+        self.mixes_batch = bool(getattr(d, "mixes_batch", False))
 
     def pack(self, x: Tensor) -> Tensor:
         n = len(x)

@@ -165,7 +165,8 @@ class GANStep:
         """D's logits on real ``[N, 1]`` and on fake ``[M, 1]``."""
         if self.joint_d_pass:
             logits = self.D(torch.cat([real, fake]))
-            return logits[: len(real)], logits[len(real) :]
+            k = len(logits) * len(real) // (len(real) + len(fake))  # packing D: a row per pack
+            return logits[:k], logits[k:]
         return self.D(real), self.D(fake)
 
     def d_update(self, real: Tensor, keep_graph: bool) -> tuple[Tensor, dict[str, Tensor]]:
