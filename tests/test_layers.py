@@ -15,8 +15,8 @@ from ganforge.nets.layers import (
     FeatureD,
     MinibatchDiscrimination,
     MinibatchStdDev,
-    VirtualBatchNorm,
     PackedD,
+    VirtualBatchNorm,
     VirtualBatchNormG,
     features_and_scores,
 )
