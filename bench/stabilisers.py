@@ -1,12 +1,15 @@
 """What each stabiliser buys on the toy mixtures: the default NS GAN against each switch alone
 and against combinations, through ``ganforge ablate``, over several seeds.
 
-    python bench/stabilisers.py --preset grid25 --seeds 5 --jobs 2
+    python bench/stabilisers.py --preset grid25 --base first --set alone --seeds 5 --jobs 2
     python bench/stabilisers.py --preset ring8 --set alone --seeds 2 --steps 1500
 
 prints the ablation table (modes captured, high-quality share, KL per cell: mean ± std and 95 %
 interval) and leaves the run folders, ablation.csv/.md/.png under --out. Sets of cells:
 ``alone`` (default + every switch alone), ``combo`` (default + the combinations), ``all``.
+``--base first`` measures against the toy presets as first shipped (a plain NS GAN, MLPs
+128-128, 5,000 steps) rather than against today's presets, which are the best combination
+found (packing, EMA, decaying rates: docs/toy.md).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ ALONE = [
     "train.loss=lsgan",
     "train.loss=wgan-gp",
     "train.d_steps=2",
+    "model.pack=4",
 ]
 # Combinations to try against the default.
 COMBO = [
@@ -43,12 +47,23 @@ COMBO = [
     "model.spectral_norm=true train.loss=hinge stab.ema=0.999",
 ]
 SETS = {"alone": ALONE, "combo": COMBO, "all": ALONE + COMBO}
+# The toy presets as first shipped: no packing, no EMA, constant rates, D 128-128.
+FIRST = [
+    "model.pack=1",
+    "model.d_hidden=128,128",
+    "stab.ema=0",
+    "optim.decay_from=1",
+    "train.steps=5000",
+    "train.sample_every=500",
+]
+BASES = {"preset": [], "first": FIRST}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="grid25", help="a toy preset: grid25, ring8 (grid25)")
     p.add_argument("--set", choices=list(SETS), default="all", help="which cells (all)")
+    p.add_argument("--base", choices=list(BASES), default="preset", help="the default (preset)")
     p.add_argument("--cell", action="append", default=[], help="extra cells ('K=V K=V')")
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell (5)")
     p.add_argument("--steps", type=int, help="steps per run (the preset's)")
@@ -64,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--steps", str(args.steps)]
     for c in cells:
         cmd += ["--cell", c]
-    print("ganforge " + " ".join(repr(c) if (" " in c or not c) else c for c in cmd + overrides))
-    return ganforge(cmd + overrides)
+    cmd += BASES[args.base] + overrides  # before each cell's own overrides
+    print("ganforge " + " ".join(repr(c) if (" " in c or not c) else c for c in cmd))
+    return ganforge(cmd)
 
 
 if __name__ == "__main__":
