@@ -259,7 +259,7 @@ PRESETS: dict[str, Preset] = {
             "model.g_hidden": (32, 32),
             "model.d_hidden": (64, 64),
             # D near D*, as the theory assumes: 3 D updates per G update and a slower G
-            # (docs/toy.md: JSD at the end 0.016 against 0.69 with 32-32, k = 1, equal rates)
+            # (docs/toy.md: JSD at the end 0.017 against 0.105 with 32-32, k = 1, equal rates)
             "train.d_steps": 3,
             "optim.lr_g": 3e-4,
             "train.steps": 3000,

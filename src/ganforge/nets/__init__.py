@@ -68,7 +68,7 @@ def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modul
         return apply_switches(*ARCHS[cfg.arch](cfg, shape), cfg, shape)
     if cfg.arch == "progressive":
         raise ConfigError("model.pack works with the mlp and dcgan models, not progressive")
-    g, _ = ARCHS[cfg.arch](cfg, shape)
+    g, _ = ARCHS[cfg.arch](cfg, shape)  # the builders make both nets: G here, D below
     d_shape = packed_shape(shape, cfg.pack)
     _, d = ARCHS[cfg.arch](cfg, d_shape)
     g, d = apply_switches(g, d, cfg, d_shape)

@@ -227,7 +227,7 @@ class PackedD(nn.Module):
     along the first axis) and the inner D, built for that shape, gives one score per pack. A G
     that covers few modes makes packs whose members look alike, which real packs rarely do: D
     sees the diversity of a set, not just the quality of one sample. The paper's grid-of-25
-    figures (Table 1) come from m = 2 to 4 with an unchanged architecture otherwise.
+    figures (Table 1) are for m = 2, 3 and 4.
     """
 
     def __init__(self, d: nn.Module, m: int) -> None:
