@@ -19,14 +19,24 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+from scipy import stats
 
 from ganforge import config as cfglib
-from ganforge.errors import ConfigError
+from ganforge.data import from_config
+from ganforge.errors import ConfigError, DivergedError, GanforgeError
+from ganforge.evaluation import known_mixture
+from ganforge.metrics.compare import evaluate_images
+from ganforge.metrics.features import load_feature_net
+from ganforge.metrics.modes import mode_metrics
+from ganforge.runs import sample
+from ganforge.train.loop import train
 
 # Metrics to show first, in this order, and whether higher is better (None: neither, as for
 # the training measurements); the rest follow.
@@ -143,9 +153,6 @@ def job_config(job: Job) -> cfglib.Config:
 
 def run_job(job: Job) -> Record:
     """Train one run of the grid and measure it; any failure becomes the record's status."""
-    from ganforge.errors import GanforgeError
-    from ganforge.train.loop import train
-
     run = job.out / job.cell.slug / f"seed-{job.seed}"
     t0 = time.perf_counter()
 
@@ -155,9 +162,10 @@ def run_job(job: Job) -> Record:
     try:
         cfg = job_config(job)
         result = train(cfg, run, overwrite=True, quiet=True)
+    except DivergedError as e:
+        return record("diverged", {}, str(e))
     except GanforgeError as e:
-        status = "diverged" if "diverged" in str(e) or "not finite" in str(e) else "failed"
-        return record(status, {}, str(e))
+        return record("failed", {}, str(e))
     except KeyboardInterrupt:
         return record("interrupted", {}, "interrupted")
     except Exception as e:  # a crash in one run must not lose the others
@@ -169,69 +177,39 @@ def run_job(job: Job) -> Record:
     metrics = {k: float(result.last[k]) for k in TRAIN_KEYS if k in result.last}
     try:
         metrics |= measure(cfg, run, job.samples)
+    except DivergedError as e:
+        return record("diverged", metrics, str(e))
     except GanforgeError as e:
-        status = "diverged" if "finite" in str(e) else "failed"
-        return record(status, metrics, str(e))
+        return record("failed", metrics, str(e))
     metrics["train_s"] = train_s
     return record("ok", metrics)
 
 
 def measure(cfg: cfglib.Config, run: Path, n: int) -> dict[str, float]:
     """What the preset allows measuring on a finished run: mode metrics for a toy mixture,
-    FID for images when the evaluation module provides it; {} otherwise."""
-    import torch
-
-    from ganforge.errors import GanforgeError
-    from ganforge.sample import sample
-
+    FID, KID, precision and recall for images; {} otherwise (points of no known mixture)."""
     x = sample(run, n, seed=0)
     if not torch.isfinite(x).all():
-        raise GanforgeError("the generator's samples are not finite")
+        raise DivergedError("the generator's samples are not finite")
     if x.ndim == 2:
-        mixture = _mixture(cfg.data.source)
+        mixture = known_mixture(cfg.data.source)
         if mixture is None:
             return {}
-        return _mode_metrics(x, mixture)
+        m = mode_metrics(x, mixture)
+        # modes captured, share of high-quality samples, KL of their histogram to the weights
+        return {k: float(m[k]) for k in ("modes", "hq_share", "kl")}
     return _image_metrics(cfg, run, n)
-
-
-def _mixture(source: str) -> Any:
-    try:
-        from ganforge.data.toy import mixture_of  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    try:
-        return mixture_of(source)
-    except Exception:  # not a mixture (points from a file): no mode metrics
-        return None
-
-
-def _mode_metrics(x: Any, mixture: Any) -> dict[str, float]:
-    from ganforge.metrics.modes import mode_metrics  # type: ignore[import-not-found,unused-ignore]
-
-    m = mode_metrics(x, mixture)
-    # modes captured, share of high-quality samples, KL of their histogram to the weights
-    return {k: float(m[k]) for k in ("modes", "hq_share", "kl")}
 
 
 def _image_metrics(cfg: cfglib.Config, run: Path, n: int) -> dict[str, float]:
     """FID, KID, precision and recall of ``n`` samples (at most half the real set) against the
-    run's real data, with the evaluation module's feature network; {} (training measurements
-    only) where that network is not installed."""
-    import torch
-
-    from ganforge.errors import GanforgeError
-    from ganforge.sample import sample
-    from ganforge.train.loop import load_data
-
+    run's real data, with the shipped MNIST feature network; {} (training measurements only)
+    where that network's weights are missing."""
     try:
-        from ganforge.metrics.evaluate import evaluate_images
-        from ganforge.metrics.features import load_feature_net
-
         net = load_feature_net()
-    except (ImportError, GanforgeError):
+    except GanforgeError:
         return {}
-    real = load_data(cfg).x
+    real = from_config(cfg.data).x
     n = min(n, len(real) // 2)
     real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[: 2 * n]]
     res = evaluate_images(net, real, sample(run, n, seed=0), bootstrap=20)
@@ -239,8 +217,6 @@ def _image_metrics(cfg: cfglib.Config, run: Path, n: int) -> dict[str, float]:
 
 
 def _worker_init(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
 
 
@@ -279,8 +255,6 @@ def run_grid(
 
 
 def _as_completed(futures: Iterable[Future[Record]]) -> Iterable[Future[Record]]:
-    from concurrent.futures import as_completed
-
     return as_completed(list(futures))
 
 
@@ -300,8 +274,6 @@ class Summary:
 
 def summarise(values: Sequence[float]) -> Summary:
     """mean ± std and the 95 % interval mean ± t_{0.975, n-1} std / sqrt(n) (none for n < 2)."""
-    from scipy import stats
-
     n = len(values)
     if n == 0:
         nan = float("nan")
@@ -387,11 +359,6 @@ def write_markdown(records: Sequence[Record], path: Path, title: str) -> None:
 def write_chart(records: Sequence[Record], path: Path, title: str) -> None:
     """One panel per metric: a bar per cell at the mean, the 95 % interval as an error bar,
     each seed as a dot; a cell's label says how many of its runs finished."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = [k for k in metric_names(records) if k not in ("train_s",)] or ["train_s"]
     names = names[:6]
     cells = by_cell(records)
@@ -402,7 +369,8 @@ def write_chart(records: Sequence[Record], path: Path, title: str) -> None:
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     width = max(4.0, 0.6 * len(cells) + 1.5)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 4.2 * rows), squeeze=False)
+    fig = Figure(figsize=(width * cols, 4.2 * rows))  # no pyplot: no global state
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, k in zip(axes.flat, names, strict=False):
         for i, (_cell, rs) in enumerate(cells.items()):
             vals = [r.metrics[k] for r in rs if r.status == "ok" and k in r.metrics]
@@ -425,7 +393,6 @@ def write_chart(records: Sequence[Record], path: Path, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_outputs(records: Sequence[Record], out: Path, title: str) -> None:

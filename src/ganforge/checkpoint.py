@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
@@ -305,6 +305,25 @@ def restore(
     np.random.set_state(np_state)
     v, internal, gauss = meta["rng_python"]
     random.setstate((v, tuple(internal), gauss))
+
+
+def meta_of(path: Path) -> dict[str, Any] | None:
+    """A checkpoint file's metadata, read without loading its tensors (nor checking them), or
+    None when there is no such file or it cannot tell."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["meta"])
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def step_of(path: Path) -> int | None:
+    """The step a checkpoint file records, or None when it cannot tell."""
+    try:
+        return int((meta_of(path) or {})["step"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, cast
 
 from ganforge import config as cfglib
-from ganforge.commands import ablate as ablate_cmd
-from ganforge.commands import diagnose as diagnose_cmd
-from ganforge.commands import eval as eval_cmd
-from ganforge.commands import inpaint as inpaint_cmd
-from ganforge.commands import report as report_cmd
-from ganforge.commands import sample as sample_cmd
-from ganforge.commands import theory as theory_cmd
-from ganforge.commands import train as train_cmd
 from ganforge.errors import GanforgeError
 
 
@@ -31,7 +24,6 @@ class _Parser(argparse.ArgumentParser):
 class Command(Protocol):
     """What a module of ``ganforge.commands`` provides (see its docstring)."""
 
-    HELP: str
     DESCRIPTION: str
     TAKES_OVERRIDES: bool
 
@@ -42,20 +34,27 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-# The table of commands: ``ganforge NAME`` runs COMMANDS[NAME].run(args).
-COMMANDS: dict[str, Command] = {
-    "train": train_cmd,
-    "sample": sample_cmd,
-    "inpaint": inpaint_cmd,
-    "ablate": ablate_cmd,
-    "eval": eval_cmd,
-    "diagnose": diagnose_cmd,
-    "report": report_cmd,
-    "theory": theory_cmd,
+# The table of commands: ``ganforge NAME`` runs the ``run(args)`` of ganforge.commands.NAME,
+# the only command module imported (``ganforge --help`` imports none: no torch).
+COMMANDS: dict[str, str] = {
+    "train": "train a GAN into a run folder",
+    "sample": "draw samples from a trained generator",
+    "inpaint": "fill the missing pixels of an image with a trained generator",
+    "ablate": "compare configs: a grid of runs over seeds, in parallel, with tables and a chart",
+    "eval": "evaluate a trained generator: FID, KID, precision/recall, classes, with intervals",
+    "diagnose": "say in words what went wrong in a run, and what to try",
+    "report": "write report.html: curves, samples over time, diagnostics, metrics, config",
+    "theory": "see D approach D*: Goodfellow's figure, JSD and V curves, 2-D heat maps",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command(name: str) -> Command:
+    """The module of command ``name`` (imported now)."""
+    return cast(Command, importlib.import_module(f"ganforge.commands.{name}"))
+
+
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the ``chosen`` command's sub-parser gets its options and texts."""
     raw = argparse.RawDescriptionHelpFormatter
     p = _Parser(
         prog="ganforge",
@@ -64,16 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"presets:\n{cfglib.presets_text()}\n\nrun `ganforge COMMAND --help` for a command.",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, command in COMMANDS.items():
+    for name, help_line in COMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=help_line)
+            continue
+        module = command(name)
         parser = sub.add_parser(
             name,
-            help=command.HELP,
+            help=help_line,
             formatter_class=raw,
-            description=command.DESCRIPTION,
-            epilog=command.epilog() or None,
+            description=module.DESCRIPTION,
+            epilog=module.epilog() or None,
         )
-        command.add_arguments(parser)
+        module.add_arguments(parser)
     return p
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (its first word that is not an option), if any."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 def _one_line_warning(
@@ -99,21 +108,22 @@ def _out_of_memory(e: BaseException) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_chosen(argv))
     # key=value overrides may sit between options (`--steps 5 lr_d=1e-3 --out DIR`), which a
     # single positional argument of argparse cannot collect: gather the stragglers here.
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    command = COMMANDS[args.command]
-    stray = [e for e in extra if e.startswith("-") or "=" not in e or not command.TAKES_OVERRIDES]
+    module = command(args.command)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or not module.TAKES_OVERRIDES]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    if command.TAKES_OVERRIDES:
+    if module.TAKES_OVERRIDES:
         args.overrides = [*args.overrides, *extra]
     try:
-        return command.run(args)
+        return module.run(args)
     except GanforgeError as e:
         one_line = " ".join(str(e).split())  # a path or value may hold a newline
         print(f"ganforge {args.command}: error: {one_line}", file=sys.stderr)

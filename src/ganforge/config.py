@@ -9,6 +9,7 @@ the key. The resolved config is saved as ``config.json`` beside the run's weight
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import sys
@@ -90,6 +91,7 @@ class TrainConfig:
     sample_every: int = 1000  # steps between sample grids from the fixed z
     n_samples: int = 64  # samples in each grid
     ckpt_every: int = 2000  # steps between checkpoints (one is always written at the end)
+    ckpt_seconds: float = 60.0  # also checkpoint at a log step this long after the last; 0: off
     keep_ckpts: int = 2  # checkpoints kept on disk, newest first
     snapshot_every: int = 0  # steps between G/D weight snapshots (for `ganforge theory`); 0: none
     tensorboard: bool = False  # also write TensorBoard events to the run folder
@@ -278,6 +280,24 @@ PRESETS: dict[str, Preset] = {
 
 SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 
+# The names a key may take. Config knows names only: each table of implementations lives with
+# what it implements (``losses.LOSSES``, ``nets.ARCHS``, ``nets.conditional.CONDITIONING``,
+# ``train.guard``'s actions) and is checked against its row here by tests/test_config.py.
+LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan")
+ARCH_NAMES = ("mlp", "dcgan", "progressive")
+COND_NAMES = ("concat", "projection", "acgan")
+NONFINITE_ACTIONS: dict[str, str] = {
+    "stop": "stop with one line naming the step and the tensor; the last checkpoint is kept",
+    "rollback": "reload the last good checkpoint, skip the failed batches, draw new noise",
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "train.loss": LOSS_NAMES,
+    "model.arch": ARCH_NAMES,
+    "model.cond": ("none", *COND_NAMES),
+    "preset": tuple(PRESETS),
+    "train.on_nonfinite": tuple(NONFINITE_ACTIONS),
+}
+
 # Checks of range and choice, one row per field: (predicate, what the value must be).
 _POSITIVE = (lambda v: v > 0, "> 0")
 _NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
@@ -321,6 +341,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.sample_every": _POSITIVE,
     "train.n_samples": _POSITIVE,
     "train.ckpt_every": _POSITIVE,
+    "train.ckpt_seconds": _NON_NEGATIVE,
     "train.keep_ckpts": _POSITIVE,
     "train.aux_weight": _NON_NEGATIVE,
     "train.stage_steps": _POSITIVE,
@@ -354,22 +375,6 @@ _CHECKS: dict[str, tuple[Any, str]] = {
 def presets_text() -> str:
     """One line per preset, for help texts."""
     return "\n".join(f"  {name:<14} {p.about}" for name, p in PRESETS.items())
-
-
-def _choices() -> dict[str, tuple[str, ...]]:
-    # Imported late: the tables live beside their implementations.
-    from ganforge.losses import LOSSES
-    from ganforge.nets import ARCHS
-    from ganforge.nets.conditional import CONDITIONING
-    from ganforge.train.guard import ACTIONS
-
-    return {
-        "train.loss": tuple(LOSSES),
-        "model.arch": tuple(ARCHS),
-        "model.cond": ("none", *CONDITIONING),
-        "preset": tuple(PRESETS),
-        "train.on_nonfinite": tuple(ACTIONS),
-    }
 
 
 def fields_of(cfg: Config) -> dict[str, type]:
@@ -495,7 +500,7 @@ def _check(key: str, value: Any) -> None:
     items = value if isinstance(value, tuple) else (value,)
     if any(isinstance(v, float) and not math.isfinite(v) for v in items):
         raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-    choices = _choices().get(key)
+    choices = CHOICES.get(key)
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(choices)}")
     check = _CHECKS.get(key)
@@ -578,8 +583,6 @@ def from_json(path: str | Path) -> Config:
 
 def describe_keys() -> str:
     """Every key with its default and comment, for ``--help``."""
-    import inspect
-
     lines = []
     cfg = Config()
     for name in SECTIONS:

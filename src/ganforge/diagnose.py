@@ -21,7 +21,6 @@ tutorial, section 5; Arjovsky and Bottou 2017 for the vanishing gradient of a pe
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +31,10 @@ from typing import Any
 import torch
 
 from ganforge.config import DiagnoseConfig
+from ganforge.data.toy import mixture_of
+from ganforge.metrics.features import mnist_net, weights_path
+from ganforge.metrics.modes import mode_metrics
+from ganforge.runs import RunFolder
 
 Row = Mapping[str, Any]  # one line of metrics.jsonl
 LOG4 = math.log(4.0)  # L_D at the game's equilibrium, D = 1/2 everywhere
@@ -351,10 +354,6 @@ def mode_counter(source: str, shape: tuple[int, ...]) -> CountModes | None:
         return _toy_counter(source)
     if source not in ("mnist5k", "mnist") or shape not in ((1, 28, 28), (1, 32, 32)):
         return None
-    try:
-        from ganforge.metrics.features import mnist_net, weights_path
-    except ImportError:
-        return None
     if not weights_path().is_file():
         return None
     net = mnist_net()
@@ -368,11 +367,6 @@ def mode_counter(source: str, shape: tuple[int, ...]) -> CountModes | None:
 
 
 def _toy_counter(source: str) -> CountModes | None:
-    try:
-        from ganforge.data.toy import mixture_of
-        from ganforge.metrics.modes import mode_metrics
-    except ImportError:
-        return None
     mixture = mixture_of(source)
     if mixture is None:  # points without known modes (a spiral, a CSV file)
         return None
@@ -390,23 +384,6 @@ def episodes(rows: Iterable[Row], cfg: DiagnoseConfig) -> list[Episode]:
 def diagnose(rows: Iterable[Row], cfg: DiagnoseConfig) -> list[Finding]:
     """The finding of every episode in a run's log lines, in order."""
     return [e.finding for e in episodes(rows, cfg)]
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """The lines of a run's ``events.jsonl`` (what the loop's NaN/Inf guard did), skipping
-    any it cannot read; none when the file is absent."""
-    p = path / "events.jsonl"
-    if not p.is_file():
-        return []
-    out = []
-    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            out.append(event)
-    return out
 
 
 def event_findings(events: Iterable[Mapping[str, Any]]) -> list[Finding]:
@@ -433,5 +410,5 @@ def event_findings(events: Iterable[Mapping[str, Any]]) -> list[Finding]:
 def run_episodes(path: Path, rows: Iterable[Row], cfg: DiagnoseConfig) -> list[Episode]:
     """Every episode of the run at ``path``: from its log lines and its guard's events."""
     found = episodes(rows, cfg)
-    found += [Episode(f, f.step) for f in event_findings(read_events(path))]
+    found += [Episode(f, f.step) for f in event_findings(RunFolder(path).events())]
     return sorted(found, key=lambda e: e.finding.step)

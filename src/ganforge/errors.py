@@ -19,3 +19,9 @@ class DataError(GanforgeError):
     """Data that is missing, empty, unreadable or of the wrong shape."""
 
     exit_code = 1
+
+
+class DivergedError(GanforgeError):
+    """Training produced NaN or infinity (a loss, a weight, or the generator's samples)."""
+
+    exit_code = 1

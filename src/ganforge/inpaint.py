@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from ganforge import checkpoint, nets
 from ganforge.errors import GanforgeError
 from ganforge.nets.conditional import d_scores, is_conditional
-from ganforge.train.run import RunFolder
+from ganforge.plots import image_grid
 
 Tensor = torch.Tensor
 BLENDS = ("poisson", "paste")
@@ -47,22 +47,6 @@ class Inpainted:
     context_loss: float
     prior_loss: float
     label: int | None
-
-
-def load_nets(run: str | Path, device: str = "cpu") -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
-    """G and D of the newest checkpoint of ``run``, in eval mode, and the sample shape; G is
-    the moving average of G's weights when the run kept one (``stab.ema``), as for samples."""
-    folder = RunFolder(Path(run))
-    cfg = folder.read_config()
-    tensors, meta = checkpoint.read(folder.latest_checkpoint())
-    shape = tuple(int(s) for s in meta["data_shape"])
-    g, d = nets.build(cfg.model, shape)
-    try:
-        g.load_state_dict(checkpoint.subset(tensors, "G_ema") or checkpoint.subset(tensors, "G"))
-        d.load_state_dict(checkpoint.subset(tensors, "D"))
-    except RuntimeError as e:
-        raise GanforgeError(f"{run}: the checkpoint does not fit the run's model ({e})") from None
-    return g.to(device).eval(), d.to(device).eval(), shape
 
 
 def importance_weights(hole: Tensor, window: int = 7) -> Tensor:
@@ -186,8 +170,6 @@ def inpaint(
 
 def read_image(path: Path, shape: tuple[int, ...]) -> Tensor:
     """A PNG/JPEG as ``[C, H, W]`` in [-1, 1], converted to ``shape``'s channels and size."""
-    from PIL import Image, UnidentifiedImageError
-
     c, h, w = shape
     try:
         with Image.open(path) as im:
@@ -205,8 +187,6 @@ def read_image(path: Path, shape: tuple[int, ...]) -> Tensor:
 
 def read_mask(path: Path, size: tuple[int, int]) -> Tensor:
     """A mask image as a hole ``[1, H, W]``: white (> 127) marks the missing pixels."""
-    from PIL import Image, UnidentifiedImageError
-
     h, w = size
     try:
         with Image.open(path) as im:
@@ -247,9 +227,6 @@ def before_after(result: Inpainted) -> Tensor:
 
 def write_pngs(result: Inpainted, out: Path, scale: int = 4) -> Path:
     """The filled image at ``out`` and the before/after strip beside it; returns the latter."""
-    from PIL import Image
-
-    from ganforge.report.plots import image_grid
 
     def save(x: Tensor, path: Path, pad: int) -> None:
         grid = image_grid(x, nrow=len(x), pad=pad)

@@ -1,7 +1,7 @@
-"""One module per ``ganforge`` command; ``ganforge.cli.COMMANDS`` lists them.
+"""One module per ``ganforge`` command; ``ganforge.cli.COMMANDS`` lists them with their
+one-line help, and the CLI imports only the module of the command asked for (so that
+``ganforge --help`` imports no torch).
 
-Each module defines ``HELP`` (one line for ``ganforge --help``), ``DESCRIPTION``,
-``TAKES_OVERRIDES`` (whether stray ``key=value`` words are config overrides), ``epilog()``,
-``add_arguments(parser)`` and ``run(args) -> exit code``. Modules import torch inside ``run`` so
-that ``--help`` stays light.
+Each module defines ``DESCRIPTION``, ``TAKES_OVERRIDES`` (whether stray ``key=value`` words
+are config overrides), ``epilog()``, ``add_arguments(parser)`` and ``run(args) -> exit code``.
 """

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ganforge import ablate
 from ganforge import config as cfglib
 from ganforge.errors import ConfigError
+from ganforge.runs import default_out
 
-HELP = "compare configs: a grid of runs over seeds, in parallel, with tables and a chart"
 DESCRIPTION = (
     "Train every cell of a grid with N seeds each, as normal run folders, measure each run and "
     "write OUT/ablation.csv (one row per run), OUT/ablation.md (mean ± std and a 95 % interval "
@@ -78,13 +83,6 @@ def add_arguments(a: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ganforge import ablate
-    from ganforge.train.run import default_out
 
     if args.preset not in cfglib.PRESETS:
         raise ConfigError(

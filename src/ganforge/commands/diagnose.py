@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "say in words what went wrong in a run, and what to try"
+from ganforge import config as cfglib
+from ganforge.diagnose import RULES, run_episodes
+from ganforge.errors import ConfigError
+from ganforge.runs import RunFolder
+
 DESCRIPTION = (
     "Read RUN/metrics.jsonl and report, once per episode, each symptom the rules see: D too "
     "strong, G too strong / D fooled, mode collapse, oscillation, divergence; with advice. "
@@ -16,7 +20,6 @@ TAKES_OVERRIDES = True
 
 
 def epilog() -> str:
-    from ganforge.diagnose import RULES
 
     rules = "\n".join(
         f"  {name:<14} {rule.title}; thresholds: {', '.join(rule.keys) or 'none'}"
@@ -39,10 +42,6 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganforge import config as cfglib
-    from ganforge.diagnose import run_episodes
-    from ganforge.errors import ConfigError
-    from ganforge.train.run import RunFolder
 
     folder = RunFolder(args.run)
     cfg = folder.read_config()

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-HELP = "evaluate a trained generator: FID, KID, precision/recall, classes, with intervals"
+from rich.console import Console
+from rich.table import Table
+
+from ganforge import runs
+from ganforge.errors import GanforgeError
+from ganforge.evaluation import evaluate_run
+from ganforge.metrics.compare import METRICS
+from ganforge.runs import RunFolder
+
 DESCRIPTION = (
     "Evaluate the generator of a run folder against real data, offline: FID and KID on the "
     "features of a feature network (the MNIST classifier shipped with ganforge by default), "
@@ -78,10 +85,6 @@ def _num(v: float | None) -> str:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from ganforge.metrics.evaluate import METRICS
 
     table = Table(
         title=f"{result['run']} ({result['checkpoint']}, step {result['step']})",
@@ -109,8 +112,6 @@ def print_table(result: dict[str, Any]) -> None:
 
 def print_class_table(per_class: dict[str, Any]) -> None:
     """The per-class figures of a conditional run (``per_class.evaluate_classes``)."""
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(
         title="per class: samples asked for each label",
@@ -133,19 +134,13 @@ def print_class_table(per_class: dict[str, Any]) -> None:
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
-    from ganforge.checkpoint import atomic_write
-    from ganforge.errors import GanforgeError
-
     try:
-        atomic_write(path, (json.dumps(result, indent=2) + "\n").encode())
+        runs.write_json(result, path)
     except OSError as e:
         raise GanforgeError(f"cannot write {path}: {e.strerror}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from ganforge.metrics.evaluate import evaluate_run
 
     console = Console(stderr=True)
     kwargs: dict[str, Any] = {
@@ -162,8 +157,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = evaluate_run(args.run, **kwargs)
     print_table(result)
-    write_json(result, args.run / "eval.json")
+    written = RunFolder(args.run).eval_file
+    write_json(result, written)
     if args.json is not None:
         write_json(result, args.json)
-    print(f"wrote {args.run / 'eval.json'}" + (f" and {args.json}" if args.json else ""))
+    print(f"wrote {written}" + (f" and {args.json}" if args.json else ""))
     return 0

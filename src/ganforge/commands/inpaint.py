@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "fill the missing pixels of an image with a trained generator"
+from ganforge.errors import GanforgeError
+from ganforge.inpaint import inpaint, read_image, read_mask, rect_hole, write_pngs
+from ganforge.runs import load_nets
+
 DESCRIPTION = (
     "Fill the hole of an image (given by a mask image, white = missing, or a rectangle) by "
     "searching z so that G(z) matches the known pixels while D(G(z)) stays high (Yeh et al. "
@@ -77,8 +80,6 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganforge.errors import GanforgeError
-    from ganforge.inpaint import inpaint, load_nets, read_image, read_mask, rect_hole, write_pngs
 
     if args.steps < 0 or args.restarts < 1 or args.lam < 0 or args.window < 0:
         raise GanforgeError("--steps, --lam and --window must be >= 0, --restarts >= 1")

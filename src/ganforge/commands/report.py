@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "write report.html: curves, samples over time, diagnostics, metrics, config"
+from ganforge.report.html import write_report
+
 DESCRIPTION = (
     "Write one self-contained HTML file (images embedded, nothing fetched from the network) "
     "showing the runs: diagnostics in words and their timeline, L_D and L_G, D(x) and D(G(z)) "
@@ -35,7 +36,6 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganforge.report.html import write_report
 
     out = args.out or (args.runs[0] / "report.html" if len(args.runs) == 1 else Path("report.html"))
     write_report(args.runs, out)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "draw samples from a trained generator"
+from ganforge.plots import write_samples
+from ganforge.runs import sample_labelled
+
 DESCRIPTION = (
     "Write N samples of a run's generator: .npy (data space: images [N, C, H, W] in [-1, 1], "
     "points [N, D]) or .png (a grid). For a conditional run: --label L draws class L only; "
@@ -32,7 +34,6 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganforge.sample import sample_labelled, write_samples
 
     x, y = sample_labelled(args.run, args.n, seed=args.seed, label=args.label)
     write_samples(x, args.out, y)

@@ -6,9 +6,12 @@ import argparse
 import math
 from pathlib import Path
 
-from ganforge.errors import ConfigError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 
-HELP = "see D approach D*: Goodfellow's figure, JSD and V curves, 2-D heat maps"
+from ganforge.errors import ConfigError
+from ganforge.report.theory import theory_report
+
 DESCRIPTION = (
     "Look at a run on 1-D or 2-D points (presets toy-1d, ring8, grid25) through its weight "
     "snapshots (train.snapshot_every; without them, its kept checkpoints).\n\n"
@@ -76,10 +79,6 @@ def _fmt(v: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    from ganforge.report.theory import theory_report
 
     panels = _panels(args.panels)
     if args.frames < 2 or args.maps < 1:

@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from ganforge import config as cfglib
+from ganforge.data import DATA_SOURCES
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.losses import LOSSES
+from ganforge.report.html import write_report
+from ganforge.runs import RunFolder, default_out
+from ganforge.train import distributed
+from ganforge.train.loop import prepare, train
 
-HELP = "train a GAN into a run folder"
 DESCRIPTION = (
     "Train a GAN. With no arguments: the course's MLP GAN on the bundled 5,000 MNIST images."
 )
@@ -21,7 +25,6 @@ TAKES_OVERRIDES = True
 
 
 def epilog() -> str:
-    from ganforge.data import DATA_SOURCES
 
     losses = "\n".join(f"  {name:<14} {loss.about}" for name, loss in LOSSES.items())
     sources = "\n".join(f"  {name:<14} {about}" for name, about in DATA_SOURCES.items())
@@ -131,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
         raise
     if rank != 0:
         return 130 if result.interrupted else 0
+    folder = RunFolder(result.run)
+    if folder.read_config().diagnose.report:
+        write_report([folder.path], folder.report_file)
     if not args.quiet:
         last = result.last
         summary = (
@@ -142,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
             else ""
         )
         print(f"run folder: {result.run}  (step {result.step}{'; ' + summary if summary else ''})")
-        samples = sorted((result.run / "samples").glob("step-*.png"))
+        samples = folder.sample_grids()
         if samples:
-            print(f"latest samples: {samples[-1]}")
+            print(f"latest samples: {samples[-1][1]}")
     return 130 if result.interrupted else 0
 
 
@@ -166,7 +172,6 @@ def _train_config(args: argparse.Namespace) -> cfglib.Config:
 
 
 def _train(args: argparse.Namespace) -> Any:
-    from ganforge.train.loop import train  # torch is imported only by commands that need it
 
     if args.resume is not None:
         return train(
@@ -182,9 +187,6 @@ def _train(args: argparse.Namespace) -> Any:
 def _launch(args: argparse.Namespace) -> int:
     """``--nproc N``: check what can be checked here (one line per mistake, nothing started),
     then run this command in N processes with torchrun's engine and return their exit code."""
-    from ganforge.train import distributed
-    from ganforge.train.loop import prepare
-    from ganforge.train.run import RunFolder, default_out
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")

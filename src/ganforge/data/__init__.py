@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from ganforge.config import DataConfig
 from ganforge.data.arrays import load_array_file
 from ganforge.data.base import BatchSampler, Dataset
 from ganforge.data.images import find_cifar_batches, load_cifar, load_image_folder
@@ -26,14 +27,16 @@ from ganforge.data.sources import MNIST5K, NAMED, default_root, locate
 from ganforge.data.stacked import STACKED_MNIST, load_stacked_mnist
 from ganforge.data.toy import TOY_SOURCES, Mixture, is_toy_spec, load_toy, mixture_of
 from ganforge.data.transforms import check_options, conform, limit_dataset
-from ganforge.errors import DataError
+from ganforge.errors import ConfigError, DataError
 
 __all__ = [
     "DATA_SOURCES",
     "BatchSampler",
     "Dataset",
     "Mixture",
+    "check_labels",
     "default_root",
+    "from_config",
     "load_dataset",
     "load_path",
     "mixture_of",
@@ -159,3 +162,30 @@ def load_dataset(
         )
     ds = limit_dataset(ds, limit)
     return conform(ds, image_size=image_size, channels=channels)
+
+
+def from_config(d: DataConfig) -> Dataset:
+    """The data set of a run's ``data`` section (``data.source`` and its options)."""
+    return load_dataset(
+        d.source,
+        image_size=d.image_size or None,
+        channels=d.channels or None,
+        download=d.download,
+        root=d.root or None,
+        limit=d.limit or None,
+        skip_bad=d.skip_bad,
+    )
+
+
+def check_labels(data: Dataset, k: int) -> None:
+    """A conditional run needs labels 0..k-1 on every training sample."""
+    if data.y is None:
+        raise ConfigError(
+            f"model.cond needs labelled data, and {data.name} has no labels (an image folder "
+            "gets them from class sub-folders)"
+        )
+    lo, hi = int(data.y.min()), int(data.y.max())
+    if lo < 0 or hi >= k:
+        raise ConfigError(
+            f"{data.name} has labels {lo}..{hi}, outside 0..{k - 1}: set model.num_classes={hi + 1}"
+        )

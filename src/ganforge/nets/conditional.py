@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.config import ModelConfig
-from ganforge.errors import ConfigError
-from ganforge.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from ganforge.nets.mlp import MLPDiscriminator, MLPGenerator
+from ganforge.config import COND_NAMES, ModelConfig
+from ganforge.errors import ConfigError, GanforgeError
+from ganforge.nets.archs import base_nets
+from ganforge.nets.dcgan import DCGANDiscriminator
+from ganforge.nets.mlp import MLPDiscriminator
 
 Tensor = torch.Tensor
 
@@ -177,6 +178,26 @@ def is_conditional(module: nn.Module) -> bool:
     return int(getattr(module, "num_classes", 0)) > 0
 
 
+def num_classes(g: nn.Module) -> int:
+    """K of a conditional G, 0 for an unconditional one."""
+    return int(getattr(g, "num_classes", 0)) if is_conditional(g) else 0
+
+
+def sampling_labels(g: nn.Module, n: int, label: int | None = None) -> Tensor | None:
+    """The labels of ``n`` samples: all ``label``, or 0, 1, ..., K - 1, 0, 1, ... (every class
+    equally often, one row per class in a sample grid); None for an unconditional G."""
+    k = num_classes(g)
+    if k == 0:
+        if label is not None:
+            raise GanforgeError("--label needs a conditional run (model.cond), this one is not")
+        return None
+    if label is None:
+        return torch.arange(n) % k
+    if not 0 <= label < k:
+        raise GanforgeError(f"--label must be a class in 0..{k - 1}, got {label}")
+    return torch.full((n,), label, dtype=torch.long)
+
+
 # --- building -----------------------------------------------------------------------------
 
 
@@ -196,41 +217,11 @@ def _trunk(d: nn.Module, shape: tuple[int, ...]) -> tuple[nn.Module, int]:
     return trunk, features
 
 
-def _base_nets(
-    cfg: ModelConfig, g_latent: int, d_shape: tuple[int, ...], shape: tuple[int, ...]
-) -> tuple[nn.Module, nn.Module]:
-    """Unconditional G with a latent of ``g_latent`` inputs, D for inputs of ``d_shape``."""
-    if cfg.arch == "mlp":
-        g: nn.Module = MLPGenerator(
-            g_latent,
-            shape,
-            cfg.g_hidden,
-            cfg.leak,
-            cfg.g_batchnorm,
-            cfg.bn_momentum,
-            out=cfg.g_out,
-        )
-        return g, MLPDiscriminator(d_shape, cfg.d_hidden, cfg.leak)
-    if cfg.arch == "dcgan":
-        if len(shape) != 3 or shape[1] != shape[2]:
-            raise ConfigError(
-                f"the dcgan model needs square images [C, H, W]; the data has samples of "
-                f"shape {list(shape)}"
-            )
-        c, h, w = shape
-        dc, dh, dw = d_shape
-        return (
-            DCGANGenerator(g_latent, (c, h, w), cfg.width, cfg.bn_momentum),
-            DCGANDiscriminator((dc, dh, dw), cfg.width, cfg.leak, cfg.d_batchnorm, cfg.bn_momentum),
-        )
-    raise ConfigError(f"model.cond={cfg.cond} works with model.arch mlp or dcgan, not {cfg.arch}")
-
-
 def _concat(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     k, e = cfg.num_classes, cfg.embed_dim
     # D's input: pixels flattened with E more entries (MLP), or E more channels (convolutional)
     d_shape = (math.prod(shape) + e,) if cfg.arch == "mlp" else (shape[0] + e, *shape[1:])
-    g, d = _base_nets(cfg, cfg.latent_dim + e, d_shape, shape)
+    g, d = base_nets(cfg, cfg.latent_dim + e, d_shape, shape)
     return ConditionalGenerator(g, cfg.latent_dim, k, e), ConcatDiscriminator(
         d, k, e, flat=cfg.arch == "mlp"
     )
@@ -238,7 +229,7 @@ def _concat(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Mod
 
 def _projection(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     k, e = cfg.num_classes, cfg.embed_dim
-    g, d = _base_nets(cfg, cfg.latent_dim + e, shape, shape)
+    g, d = base_nets(cfg, cfg.latent_dim + e, shape, shape)
     trunk, features = _trunk(d, shape)
     return ConditionalGenerator(g, cfg.latent_dim, k, e), ProjectionDiscriminator(
         trunk, features, k
@@ -247,7 +238,7 @@ def _projection(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn
 
 def _acgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     k, e = cfg.num_classes, cfg.embed_dim
-    g, d = _base_nets(cfg, cfg.latent_dim + e, shape, shape)
+    g, d = base_nets(cfg, cfg.latent_dim + e, shape, shape)
     trunk, features = _trunk(d, shape)
     return ConditionalGenerator(g, cfg.latent_dim, k, e), ACGANDiscriminator(trunk, features, k)
 
@@ -258,6 +249,7 @@ CONDITIONING: dict[str, Callable[[ModelConfig, tuple[int, ...]], tuple[nn.Module
     "projection": _projection,
     "acgan": _acgan,
 }
+assert tuple(CONDITIONING) == COND_NAMES
 
 
 def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:

@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -263,6 +264,34 @@ def features_and_scores(d: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     trunk, head = split_d(d)
     h = trunk(x)
     return h.flatten(1), head(h)
+
+
+def feature_site(d: nn.Module) -> nn.Module:
+    """The layer of D whose input is D's last hidden features (``features_and_scores``'s
+    first output, before flattening): the head of a plain D, the minibatch layers of a
+    ``FeatureD``, and that of the inner D of a ``PackedD``."""
+    if isinstance(d, PackedD):
+        return feature_site(d.d)
+    if isinstance(d, FeatureD):
+        return d.mixers
+    head = split_d(d)[1]
+    assert isinstance(head, nn.Sequential)
+    return head[0]
+
+
+@contextmanager
+def capture_features(d: nn.Module) -> Iterator[list[Tensor]]:
+    """Within the block, every forward of D (under any wrapper: autocast, compile, DDP)
+    appends D's last hidden features ``[N, F]`` to the list it yields, the same tensors
+    ``features_and_scores`` returns, from the one pass that also gives the scores."""
+    found: list[Tensor] = []
+    handle = feature_site(d).register_forward_pre_hook(
+        lambda _m, args: found.append(args[0].flatten(1))
+    )
+    try:
+        yield found
+    finally:
+        handle.remove()
 
 
 def with_dropout(d: nn.Module, p: float) -> nn.Module:

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from ganforge.checkpoint import atomic_write
 from ganforge.config import Config
 from ganforge.diagnose import LOG4, RULES, Episode, run_episodes
 from ganforge.errors import GanforgeError
-from ganforge.report.plots import _png_bytes
-from ganforge.train.run import RunFolder
+from ganforge.plots import png_bytes
+from ganforge.runs import RunFolder
 
 # The browser itself refuses anything but the embedded images and the inline style sheet.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -68,38 +69,12 @@ def load_run(path: Path) -> RunData:
     for r in rows:  # the modes the fixed-z samples cover, over those of as many real ones
         if r.get("modes_real"):
             r["mode_ratio"] = r["modes"] / r["modes_real"]
-    samples = []
-    for p in sorted(folder.samples.glob("step-*.png")):
-        try:
-            samples.append((int(p.stem.removeprefix("step-")), p))
-        except ValueError:
-            continue
-    theory_dir = path / "theory"
+    samples = folder.sample_grids()
+    theory_dir = folder.theory
     theory = sorted(theory_dir.rglob("*.png")) if theory_dir.is_dir() else []
     found = run_episodes(path, rows, cfg.diagnose)
-    stages = sorted(folder.samples.glob("stage-*.png"), key=_stage_number)
-    return RunData(path, cfg, rows, found, samples, read_eval(path), theory, stages)
-
-
-def _stage_number(p: Path) -> int:
-    """S of ``stage-S-RxR.png`` (-1 for a name that does not parse: listed first)."""
-    try:
-        return int(p.stem.split("-")[1])
-    except (IndexError, ValueError):
-        return -1
-
-
-def read_eval(path: Path) -> dict[str, Any] | None:
-    """``RUN/eval.json`` (metric -> value, ci_low, ci_high, floor, n), or None when absent or
-    unreadable: the report shows what it can and says what it could not."""
-    p = path / "eval.json"
-    if not p.is_file():
-        return None
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"_error": f"{p.name} could not be read as JSON"}
-    return data if isinstance(data, dict) else {"_error": f"{p.name} is not a JSON object"}
+    stages = folder.stage_grids()
+    return RunData(path, cfg, rows, found, samples, folder.read_eval(), theory, stages)
 
 
 # ---------------------------------------------------------------------------------- figures
@@ -107,9 +82,7 @@ def read_eval(path: Path) -> dict[str, Any] | None:
 
 def _figure(size: tuple[float, float], left: float = 0.11) -> Any:
     """A figure with fixed margins: constrained layout would double the drawing time."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
-
-    fig = Figure(figsize=size)
+    fig = Figure(figsize=size)  # no pyplot: no global state, no GUI backend
     fig.subplots_adjust(left=left, right=0.97, bottom=0.15, top=0.9)
     return fig
 
@@ -178,7 +151,7 @@ def _curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png_uri(_png_bytes(fig))
+    return _png_uri(png_bytes(fig))
 
 
 def _timeline(runs: Sequence[RunData]) -> str | None:
@@ -207,7 +180,7 @@ def _timeline(runs: Sequence[RunData]) -> str | None:
     ax.set_xlabel("step (generator updates)")
     ax.set_title("diagnostics timeline")
     ax.grid(alpha=0.3, axis="x")
-    return _png_uri(_png_bytes(fig))
+    return _png_uri(png_bytes(fig))
 
 
 def _strip(samples: Sequence[tuple[int, Path]]) -> list[tuple[int, Path]]:
@@ -377,7 +350,7 @@ def _class_chart(rows: Sequence[dict[str, Any]]) -> str:
     ax.set_xlabel("requested label")
     ax.set_title("per class: does G obey the label, does it cover the class?")
     ax.legend(fontsize=7, ncol=4, loc="upper center")
-    return _png_uri(_png_bytes(fig))
+    return _png_uri(png_bytes(fig))
 
 
 def _per_class(runs: Sequence[RunData]) -> str:

@@ -13,6 +13,7 @@ Every quantity is integrated on one grid with the trapezoidal rule (``ganforge.t
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +27,15 @@ from PIL import Image
 from scipy.special import ndtri
 from torch import nn
 
-from ganforge import nets, theory
+from ganforge import checkpoint, nets, snapshots, theory
 from ganforge.config import Config
-from ganforge.data.toy import Mixture
-from ganforge.train.snapshots import Snapshot
+from ganforge.data import from_config
+from ganforge.data.toy import Mixture, mixture_of
+from ganforge.errors import GanforgeError
+from ganforge.metrics.modes import mode_metrics
+from ganforge.plots import figure
+from ganforge.runs import RunFolder
+from ganforge.snapshots import Snapshot
 
 N_GRID = 1201  # points of the displayed x grid (1-D)
 MAX_GRID = 20_001  # most points of a grid of integration (1-D)
@@ -262,9 +268,9 @@ def _ymax(frames: Sequence[Frame1D]) -> float:
     return max(1.05, 2.0 * max(float(f.p_data.max()) for f in frames))
 
 
-def abcd_figure(frames: Sequence[Frame1D], path: Path, title: str) -> None:
+def abcdfigure(frames: Sequence[Frame1D], path: Path, title: str) -> None:
     """Goodfellow et al. (2014) Figure 1 from four real states: (a) to (d) side by side."""
-    fig = _figure((16, 4.8))
+    fig = figure((16, 4.8))
     grid = fig.add_gridspec(2, len(frames), height_ratios=[3, 1])
     ymax = _ymax(frames)
     for i, f in enumerate(frames):
@@ -278,7 +284,7 @@ def abcd_figure(frames: Sequence[Frame1D], path: Path, title: str) -> None:
 
 def frame_png(f: Frame1D, title: str, ymax: float) -> bytes:
     """One animation frame: a single panel."""
-    fig = _figure((6.4, 4.6))
+    fig = figure((6.4, 4.6))
     grid = fig.add_gridspec(2, 1, height_ratios=[3, 1])
     ax = fig.add_subplot(grid[0])
     _draw_1d(ax, fig.add_subplot(grid[1], sharex=ax), f, title, True, ymax)
@@ -288,7 +294,7 @@ def frame_png(f: Frame1D, title: str, ymax: float) -> bytes:
 def curves_png(frames: Sequence[Frame1D], path: Path, title: str) -> None:
     """JSD, V(D, G) with the learned D, and -log 4 + 2 JSD = V(D*, G) against the step."""
     steps = [f.step for f in frames]
-    fig = _figure((8, 6.2))
+    fig = figure((8, 6.2))
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.plot(
         steps, [f.v_optimal for f in frames], color="tab:orange", label="V(D*, G) = -log 4 + 2 JSD"
@@ -345,7 +351,7 @@ def heatmap_png(
     pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
     d = 1 / (1 + np.exp(-d_logits(state.D, pts))).reshape(HEAT, HEAT)
     s = samples_of(state.G, z)
-    fig = _figure((5.6, 5.0))
+    fig = figure((5.6, 5.0))
     ax = fig.add_subplot()
     im = ax.imshow(
         d, origin="lower", extent=extent, cmap="coolwarm", vmin=0, vmax=1, aspect="equal"
@@ -369,12 +375,6 @@ def heatmap_png(
 
 
 # ---------------------------------------------------------------- files
-
-
-def _figure(size: tuple[float, float]) -> Any:
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
-
-    return Figure(figsize=size, layout="constrained")
 
 
 def _png(fig: Any, dpi: int = 100) -> bytes:
@@ -414,11 +414,6 @@ class TheoryResult:
 
 def load_snapshots(run: Path) -> tuple[list[Snapshot], str]:
     """The run's snapshots, oldest first, or else its kept checkpoints (G_pre = G)."""
-    from ganforge import checkpoint
-    from ganforge.errors import GanforgeError
-    from ganforge.train import snapshots
-    from ganforge.train.run import RunFolder
-
     found = snapshots.list_snapshots(run)
     if found:
         return [snapshots.read(p) for _, p in found], "snapshots"
@@ -470,16 +465,8 @@ def theory_report(
     G's samples, the mode centres) and, for mixtures, ``modes.jsonl`` (mode metrics per step).
     ``progress(done, total)`` is called as frames are drawn.
     """
-    import json
-
-    from ganforge.data.toy import mixture_of
-    from ganforge.errors import GanforgeError
-    from ganforge.metrics.modes import mode_metrics
-    from ganforge.train.loop import load_data
-    from ganforge.train.run import RunFolder
-
     cfg = RunFolder(run).read_config()
-    data = load_data(cfg)
+    data = from_config(cfg.data)
     if data.kind != "points" or data.sample_shape[0] not in (1, 2):
         raise GanforgeError(
             f"{run}: `ganforge theory` looks at runs on 1-D or 2-D points; this run's data "
@@ -511,7 +498,7 @@ def theory_report(
             build_state(cfg, shape, snaps[-1], False, "end"),
         ]
         panel_frames = [frame_1d(s, x, p_data, z, fine) for s in chosen]
-        abcd_figure(panel_frames, out / "abcd.png", f"Goodfellow et al. (2014), Fig. 1: {name}")
+        abcdfigure(panel_frames, out / "abcd.png", f"Goodfellow et al. (2014), Fig. 1: {name}")
         files.append(out / "abcd.png")
         frames = []
         for i, snap in enumerate(snaps):

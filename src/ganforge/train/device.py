@@ -24,20 +24,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ganforge.config import TrainConfig
 from ganforge.data import Dataset
 from ganforge.errors import ConfigError
 from ganforge.train import distributed
 from ganforge.train.distributed import CPU, Dist
-
-if TYPE_CHECKING:
-    from ganforge.config import TrainConfig
-    from ganforge.train.step import GANStep
 
 # train.precision -> the autocast dtype (None: no autocast)
 PRECISIONS: dict[str, torch.dtype | None] = {
@@ -240,19 +238,35 @@ def to_data_space(raw: torch.Tensor) -> torch.Tensor:
     return raw.float()
 
 
-def accelerate(gan: GANStep, t: TrainConfig, device: torch.device, d: Dist) -> str | None:
-    """Turn the step's plain G and D into the modules it runs: SyncBatchNorm (GPU, torchrun),
-    NHWC layout, ``torch.compile`` and autocast when asked for, then DDP under torchrun; and give
-    the step its shard of the noise. On one CPU process with the defaults this changes nothing.
-    Returns a one-line note for the user, or None."""
-    notes = [distributed.sync_batchnorm(m, d, device, t.sync_bn) for m in (gan.G, gan.D)]
-    run = [
-        runtime_module(m, device, t.precision, t.channels_last, t.compile) for m in (gan.G, gan.D)
-    ]
-    gan.G, gan.D = (distributed.wrap(m, d, device) for m in run)
-    gan.shard = (d.rank, d.world)
-    gan.amp = Precision(t.precision, device)
-    return next((n for n in notes if n), None)
+@dataclass
+class Runtime:
+    """What the step runs: G and D as it calls them, the loss scaling, its shard of the noise,
+    and a one-line note for the user (or None)."""
+
+    G: nn.Module
+    D: nn.Module
+    amp: Precision
+    shard: tuple[int, int]
+    note: str | None = None
+
+
+def runtime(
+    g: nn.Module, d: nn.Module, t: TrainConfig, device: torch.device, dist: Dist
+) -> Runtime:
+    """The modules the step runs for the user's G and D: SyncBatchNorm (GPU, torchrun), NHWC
+    layout, ``torch.compile`` and autocast when asked for, then DDP under torchrun. On one CPU
+    process with the defaults these are ``g`` and ``d`` themselves. Checkpoints keep using
+    ``g`` and ``d`` (``unwrap`` finds them inside the wrappers)."""
+    notes = [distributed.sync_batchnorm(m, dist, device, t.sync_bn) for m in (g, d)]
+    run = [runtime_module(m, device, t.precision, t.channels_last, t.compile) for m in (g, d)]
+    g_run, d_run = (distributed.wrap(m, dist, device) for m in run)
+    return Runtime(
+        g_run,
+        d_run,
+        Precision(t.precision, device),
+        (dist.rank, dist.world),
+        next((n for n in notes if n), None),
+    )
 
 
 def restore_cuda_rng(

@@ -1,10 +1,10 @@
-"""What the loop does when training produces NaN or infinity: stop, or roll back and retry.
+"""What should happen when training produces NaN or infinity: stop, or roll back and retry.
 
 A GAN that diverges (a D so confident that its logits overflow, a learning rate too high for
 the loss) turns its losses and then every weight into NaN, and each later step only spreads
 them. The guard watches each step's scalars without a host sync, reads its flags on the steps
 where the loop reads numbers anyway (log lines) and before every checkpoint (so no checkpoint
-ever holds a NaN), and then acts by ``train.on_nonfinite``:
+ever holds a NaN), and then decides by ``train.on_nonfinite``; the loop carries it out:
 
     stop      raise one line naming the step and the tensors; the last checkpoint is kept
     rollback  load the last good checkpoint, skip the data batches of the steps that failed,
@@ -18,26 +18,21 @@ Each event is appended to ``RUN/events.jsonl`` as one JSON object (``{"event": "
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as tdist
 from torch import nn
 
+from ganforge.config import NONFINITE_ACTIONS
 from ganforge.errors import GanforgeError
 from ganforge.train import distributed
 
-if TYPE_CHECKING:  # the loop imports this module
-    from ganforge.train.loop import Trainer
-
-# train.on_nonfinite: the actions, for config validation and --help.
-ACTIONS: dict[str, str] = {
-    "stop": "stop with one line naming the step and the tensor; the last checkpoint is kept",
-    "rollback": "reload the last good checkpoint, skip the failed batches, draw new noise",
-}
+# train.on_nonfinite: the actions (names and words: config.NONFINITE_ACTIONS)
+ACTIONS = NONFINITE_ACTIONS
 # The step's scalars that are checked at every step (the gradient norms, measured only on log
 # steps, are checked there).
 WATCHED = ("loss_d", "loss_g", "d_real", "d_fake")
@@ -86,6 +81,31 @@ def nonfinite_tensors(modules: Mapping[str, nn.Module]) -> list[str]:
 def reseed(seed: int, rollbacks: int, step: int) -> int:
     """A fresh torch seed for retry ``rollbacks`` after a failure at ``step`` of run ``seed``."""
     return int(np.random.SeedSequence([seed, rollbacks, step]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Stop training: ``message`` is the user's one line."""
+
+    problem: Problem
+    message: str
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Reload the checkpoint of ``to_step``, skip the data batches of the steps up to the
+    failed one, draw new noise (torch reseeded by ``reseed(seed, count, problem.step)``)."""
+
+    problem: Problem
+    to_step: int
+    count: int  # this run's rollbacks, this one included
+
+    def warning(self, most: int) -> str:
+        p = self.problem
+        return (
+            f"{p.describe()}; rolled back to step {self.to_step}, skipping the batches of steps "
+            f"{self.to_step + 1}-{p.step} and drawing new noise (rollback {self.count} of {most})"
+        )
 
 
 class NonFiniteGuard:
@@ -143,39 +163,41 @@ class NonFiniteGuard:
             first = step if scalars else 0
         return Problem(first, scalars, tuple(nonfinite_tensors(modules))) if first else None
 
-    def check(self, trainer: Trainer, stats: Mapping[str, torch.Tensor], weights: bool) -> bool:
-        """True when training may go on from this step. Otherwise stops (raises
-        ``GanforgeError``) or rolls ``trainer`` back to its last good checkpoint and returns
-        False. ``weights``: also check every weight (before a checkpoint is written)."""
-        found = self.problem(trainer.step, stats, trainer.modules)
+    def decide(
+        self,
+        step: int,
+        stats: Mapping[str, torch.Tensor],
+        modules: Mapping[str, nn.Module],
+        weights: bool,
+        last_checkpoint: int | None,
+    ) -> Stop | Rollback | None:
+        """What the loop should do after ``step``: None (go on), ``Rollback`` to the last good
+        checkpoint, or ``Stop``. ``weights``: also check every weight (before a checkpoint is
+        written). ``last_checkpoint``: the step of the newest checkpoint, None if none."""
+        found = self.problem(step, stats, modules)
         if found is None and weights:
-            bad = nonfinite_tensors(trainer.modules)
-            found = Problem(trainer.step, (), tuple(bad)) if bad else None
+            bad = nonfinite_tensors(modules)
+            found = Problem(step, (), tuple(bad)) if bad else None
         found = self._agree(found)
         if found is None:
-            return True
-        last = trainer.run.latest_checkpoint_step()
-        if self.action == "stop" or self.rollbacks >= self.max_rollbacks or last is None:
-            if self.dist.is_main:
-                trainer.run.append_event(found.event("stop"))
-            if last is None:
-                advice = "no checkpoint was written before it; lower the learning rates"
-            elif self.action == "stop":
-                advice = "set train.on_nonfinite=rollback to retry from it, or lower the rates"
-            else:
-                advice = f"rolled back {self.rollbacks} time(s) already (train.max_rollbacks)"
-            kept = "" if last is None else f"; the last good checkpoint is step {last}"
-            raise GanforgeError(f"training diverged at {found.describe()}{kept}; {advice}")
-        self.rollback(trainer, found)
-        return False
+            return None
+        last = last_checkpoint
+        if self.action == "rollback" and self.rollbacks < self.max_rollbacks and last is not None:
+            return Rollback(found, last, self.rollbacks + 1)
+        if last is None:
+            advice = "no checkpoint was written before it; lower the learning rates"
+        elif self.action == "stop":
+            advice = "set train.on_nonfinite=rollback to retry from it, or lower the rates"
+        else:
+            advice = f"rolled back {self.rollbacks} time(s) already (train.max_rollbacks)"
+        kept = "" if last is None else f"; the last good checkpoint is step {last}"
+        return Stop(found, f"training diverged at {found.describe()}{kept}; {advice}")
 
     def _agree(self, found: Problem | None) -> Problem | None:
         """With several processes, all act on the earliest failure of any of them (each
         rolls back the same way, or all stop); one all-reduce."""
         if not self.dist.enabled:
             return found
-        import torch.distributed as tdist
-
         none = 2**62
         t = torch.tensor([found.step if found else none], device=self.dist.device)
         tdist.all_reduce(t, op=tdist.ReduceOp.MIN)
@@ -185,29 +207,3 @@ class NonFiniteGuard:
         if found is not None and found.step == step:
             return found
         return Problem(step, ("values of another process",), found.weights if found else ())
-
-    def rollback(self, trainer: Trainer, found: Problem) -> None:
-        """Reload the last good checkpoint, skip the failed steps' batches, reseed the noise."""
-        done = self.rollbacks + 1
-        trainer.restore()  # sets trainer.step to the checkpoint's, and our count to its own
-        self.rollbacks = done
-        start = trainer.step
-        t = trainer.cfg.train
-        for _ in range((found.step - start) * t.d_steps):  # the batches of steps start+1..bad
-            trainer.sampler.next()
-        torch.manual_seed(reseed(t.seed, done, found.step))
-        trainer.meter.start()
-        if not self.dist.is_main:
-            return
-        trainer.run.append_event(found.event("rollback", to_step=start))
-        warnings.warn(
-            f"{found.describe()}; rolled back to step {start}, skipping the batches of steps "
-            f"{start + 1}-{found.step} and drawing new noise (rollback {done} of "
-            f"{self.max_rollbacks})",
-            stacklevel=2,
-        )
-
-    def start(self, trainer: Trainer) -> None:
-        """Before the first step: in rollback mode, make sure a checkpoint exists to return to."""
-        if self.action == "rollback" and trainer.run.latest_checkpoint_step() is None:
-            trainer.save_checkpoint()

@@ -1,4 +1,8 @@
-"""The training loop: schedule, logging, samples, checkpoints, resume. The maths is in step.py."""
+"""The training loop: schedule, logging, samples, checkpoints, resume. The maths is in step.py.
+
+Helpers decide, the loop acts: the guard says stop or roll back (guard.py), the schedules say
+which stage, which rate (schedule.py); the loop carries it out. The report is the command's.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,20 +27,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ganforge import checkpoint, nets
+from ganforge import checkpoint, nets, snapshots
 from ganforge.config import Config, DiagnoseConfig, OptimConfig
-from ganforge.data import BatchSampler, Dataset, load_dataset
+from ganforge.data import BatchSampler, Dataset, check_labels, from_config
 from ganforge.diagnose import Watch, mode_counter
-from ganforge.errors import ConfigError, GanforgeError
+from ganforge.errors import ConfigError, DivergedError, GanforgeError
+from ganforge.evaluation import FidProbe
 from ganforge.losses import LOSSES
-from ganforge.per_class import check_labels, sampling_labels
-from ganforge.report.plots import loss_plot, samples_png
-from ganforge.sample import generate
+from ganforge.nets.conditional import sampling_labels
+from ganforge.nets.progressive import START
+from ganforge.plots import loss_plot, samples_png
+from ganforge.runs import RunFolder, default_out
 from ganforge.train import device as devices
-from ganforge.train import distributed, progressive, snapshots
-from ganforge.train.guard import NonFiniteGuard
-from ganforge.train.run import RunFolder, default_out
-from ganforge.train.step import GANStep, make_tricks
+from ganforge.train import distributed
+from ganforge.train.guard import NonFiniteGuard, Rollback, Stop, reseed
+from ganforge.train.schedule import GrowthState, Horizon, growing, growth_at, lr_factor, resume_note
+from ganforge.train.step import GANStep, make_switches
 
 # Keys a resumed run may change: they do not alter the maths of the steps already taken.
 RESUMABLE_KEYS = frozenset(
@@ -44,6 +51,7 @@ RESUMABLE_KEYS = frozenset(
         "train.log_every",
         "train.sample_every",
         "train.ckpt_every",
+        "train.ckpt_seconds",
         "train.keep_ckpts",
         "train.snapshot_every",
         "train.tensorboard",
@@ -57,7 +65,6 @@ RESUMABLE_KEYS = frozenset(
         "train.max_rollbacks",
     }
 )
-BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
 # Fields of metrics.jsonl that measure the clock, not the maths (excluded from determinism).
 TIMING_KEYS = ("img_per_s", "elapsed_s")
 
@@ -70,21 +77,12 @@ class Result:
     last: dict[str, Any]
 
 
-def load_data(cfg: Config) -> Dataset:
-    d = cfg.data
-    return load_dataset(
-        d.source,
-        image_size=d.image_size or None,
-        channels=d.channels or None,
-        download=d.download,
-        root=d.root or None,
-        limit=d.limit or None,
-        skip_bad=d.skip_bad,
-    )
-
-
-def build_step(cfg: Config, shape: tuple[int, ...], device: torch.device) -> GANStep:
-    """G, D, both Adams and the objective, on ``device``; weights drawn from torch's RNG."""
+def assemble(
+    cfg: Config, shape: tuple[int, ...], device: torch.device, dist: distributed.Dist | None = None
+) -> tuple[GANStep, str | None]:
+    """The step for ``cfg``: G, D (weights drawn from torch's RNG), both Adams, the objective,
+    the switches, and the modules it runs on ``device`` (``devices.runtime``); and a one-line
+    note for the user, or None."""
     g, d = nets.build(cfg.model, shape)
     g, d = g.to(device), d.to(device)
     o = cfg.optim
@@ -93,26 +91,17 @@ def build_step(cfg: Config, shape: tuple[int, ...], device: torch.device) -> GAN
     opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=o.betas_g, fused=True)
     opt_d = torch.optim.Adam(d.parameters(), lr=o.lr_d, betas=o.betas_d, fused=True)
     loss = LOSSES[cfg.train.loss]
-    tricks = make_tricks(cfg, g, d, loss)
-    return GANStep(
-        g,
-        d,
-        opt_g,
-        opt_d,
-        loss,
-        cfg.model.latent_dim,
-        tricks=tricks,
-        aux_weight=cfg.train.aux_weight,
+    switches = make_switches(cfg, g, d, loss)
+    rt = devices.runtime(g, d, cfg.train, device, dist or distributed.Dist())
+    step = GANStep(
+        rt.G, rt.D, opt_g, opt_d, loss, cfg.model.latent_dim, switches, shard=rt.shard, amp=rt.amp
     )
+    return step, rt.note
 
 
-def lr_factor(step: int, steps: int, decay_from: float) -> float:
-    """The share of the base learning rates used at ``step`` (1-based) of ``steps``: 1 up to
-    step ``decay_from * steps``, then a straight line that would reach 0 one step after the last
-    (every step still learns): min(1, (steps + 1 - step) / (steps + 1 - decay_from * steps)).
-    Constant then linear decay, as CycleGAN trains (Zhu et al. 2017, sec. 4)."""
-    start = decay_from * steps
-    return min(1.0, (steps + 1 - step) / (steps + 1 - start))
+def build_step(cfg: Config, shape: tuple[int, ...], device: torch.device) -> GANStep:
+    """``assemble``'s step, in one process."""
+    return assemble(cfg, shape, device)[0]
 
 
 def set_lr(gan: GANStep, optim: OptimConfig, factor: float) -> None:
@@ -228,7 +217,6 @@ def prepare(
             raise ConfigError(f"{key} cannot change when resuming a run (it changes the maths)")
         section, name = key.split(".")
         setattr(getattr(saved, section), name, value)
-    run.latest_checkpoint()  # fails early, with one line, if there is nothing to resume
     return saved, run
 
 
@@ -244,7 +232,7 @@ class Trainer:
         if threads := devices.threads_per_process(t.threads, d.local_world):
             torch.set_num_threads(threads)
         # before the folder exists: bad data leaves nothing behind (rank 0 first: one download)
-        self.data = distributed.main_first(lambda: load_data(cfg), d)
+        self.data = distributed.main_first(lambda: from_config(cfg.data), d)
         global_batch = t.batch_size * d.world  # each rank takes its slice of every batch
         if global_batch > len(self.data):
             ranks = f" x {d.world} ranks" if d.enabled else ""
@@ -263,14 +251,14 @@ class Trainer:
                 f"got {t.batch_size}"
             )
         seed_everything(t.seed)
-        self.gan = build_step(cfg, self.data.sample_shape, self.device)
-        _check_batchnorm(t.batch_size, {"G": self.gan.G, "D": self.gan.D})  # per process
-        # plain modules: checkpoints and samples (G_ema, historical means: when switched on)
-        self.modules = {"G": self.gan.G, "D": self.gan.D, **self.gan.tricks.modules()}
-        self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
-        note = devices.accelerate(self.gan, t, self.device, d)  # DDP, autocast, ... when asked
+        self.gan, note = assemble(cfg, self.data.sample_shape, self.device, d)
         if note and not self.quiet:
             print(f"ganforge: {note}", file=sys.stderr)
+        g, dis = devices.unwrap(self.gan.G), devices.unwrap(self.gan.D)
+        _check_batchnorm(t.batch_size, {"G": g, "D": dis})  # per process
+        # plain modules: checkpoints and samples (G_ema, historical means: when switched on)
+        self.modules = {"G": g, "D": dis, **self.gan.switches.modules()}
+        self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
         self.sampler = BatchSampler(len(self.data), global_batch, t.seed)
         self.batches = devices.DeviceBatches(self.data, self.device, t.channels_last)
         self.z_fixed = fixed_noise(cfg, self.device)
@@ -282,6 +270,7 @@ class Trainer:
             mode_counter(cfg.data.source, self.data.sample_shape),
         )
         self.guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks, self.dist)
+        self.horizon = Horizon(t.steps)  # of the schedules: train.steps when the run started
         # Everything else a checkpoint holds: one line per object with state_dict() and
         # load_state_dict() (see ganforge.checkpoint).
         self.states: dict[str, checkpoint.Stateful] = {
@@ -289,15 +278,18 @@ class Trainer:
             "meter": self.meter,
             "guard": self.guard,
         }
-        if progressive.growing(self.modules):  # stage and fade-in alpha of a growing net
-            self.states["growth"] = progressive.Growth(self)
+        self.growing = growing(self.modules)  # progressive nets (G, D, G's average)
+        if self.growing:  # stage and fade-in alpha of a growing net
+            self.states["growth"] = GrowthState(self.growing)
+        if cfg.optim.decay_from < 1 or cfg.stab.instance_noise > 0:
+            self.states["schedule"] = self.horizon
         self.step = 0
         self.writer: Any = None
-        self.probe: Any = None  # FID during training (train.eval_every), best checkpoint kept
+        self.last_ckpt_time = time.monotonic()
+        # FID during training (train.eval_every), best checkpoint kept: the main process alone
+        self.probe: FidProbe | None = None
         self.best_fid = math.inf
-        if t.eval_every and self.dist.is_main:  # only the main process logs and saves
-            from ganforge.metrics.probe import FidProbe
-
+        if t.eval_every and self.dist.is_main:
             self.probe = FidProbe(self.data, t.eval_n, cfg.model.latent_dim, t.seed, self.device)
 
     def restore(self) -> None:
@@ -319,7 +311,8 @@ class Trainer:
         )
         devices.restore_cuda_rng(tensors, meta, self.device)
         self.step = self.gan.t = int(meta["step"])
-        self.best_fid = float(meta.get("best_fid", math.inf))
+        self.best_fid = self._best_fid()
+        self.gan.switches.noise_steps = self.cfg.stab.noise_steps or self.horizon.steps
         if self.cfg.train.steps < self.step:
             raise ConfigError(
                 f"train.steps={self.cfg.train.steps} is below the step {self.step} the run has "
@@ -328,6 +321,12 @@ class Trainer:
         distributed.on_main(lambda: self.run.truncate_metrics(self.step), self.dist)
         for row in self.run.metrics():  # the rules' memory: episodes already reported stay so
             self.watch.update(row)
+
+    def _best_fid(self) -> float:
+        """The FID of the run's best checkpoint (inf when there is none): a rollback or a
+        resume to an older step checkpoint must not let a worse FID replace it."""
+        meta = checkpoint.meta_of(self.run.best_checkpoint)
+        return float(meta.get("best_fid", math.inf)) if meta else math.inf
 
     def save_checkpoint(self, name: str | None = None) -> None:
         """The step's checkpoint, or one called ``name`` in the same folder (never pruned)."""
@@ -351,6 +350,7 @@ class Trainer:
         )
         if name is None:
             checkpoint.prune(run.checkpoints, self.cfg.train.keep_ckpts)
+            self.last_ckpt_time = time.monotonic()
 
     def evaluate(self, row: dict[str, float]) -> None:
         """Add the FID of G's fixed-z samples to ``row``; keep the best checkpoint by it."""
@@ -359,13 +359,13 @@ class Trainer:
         row["fid"] = self.probe(self.modules.get("G_ema", self.modules["G"]))  # as the samples
         if row["fid"] < self.best_fid:
             self.best_fid = row["fid"]
-            self.save_checkpoint(BEST_CHECKPOINT)
+            self.save_checkpoint(self.run.best_checkpoint.name)
 
     def save_samples(self, path: Path | None = None) -> torch.Tensor | None:
         if not self.dist.is_main:
             return None
         y = None if self.y_fixed is None else self.y_fixed.to(self.device)
-        x = generate(self.modules.get("G_ema", self.modules["G"]), self.z_fixed, y=y)
+        x = nets.generate(self.modules.get("G_ema", self.modules["G"]), self.z_fixed, y=y)
         samples_png(x, path or self.run.sample_path(self.step), y=self.y_fixed)
         if self.writer is not None and x.ndim == 4:
             self.writer.add_images("samples", (x + 1) / 2, self.step)
@@ -395,6 +395,20 @@ class Trainer:
                 if k != "step" and isinstance(v, (int, float)):
                     self.writer.add_scalar(k, v, self.step)
 
+    def rollback(self, r: Rollback) -> None:
+        """Carry out the guard's ``Rollback``: the last good checkpoint, the failed steps'
+        batches skipped, new noise."""
+        self.restore()  # sets self.step to the checkpoint's, the guard's count to its own
+        self.guard.rollbacks = r.count
+        t = self.cfg.train
+        for _ in range((r.problem.step - r.to_step) * t.d_steps):  # the batches of steps to+1..bad
+            self.sampler.next()
+        torch.manual_seed(reseed(t.seed, r.count, r.problem.step))
+        self.meter.start()
+        if self.dist.is_main:
+            self.run.append_event(r.problem.event("rollback", to_step=r.to_step))
+            warnings.warn(r.warning(self.guard.max_rollbacks), stacklevel=2)
+
     def fit(self) -> Result:
         """Train to ``train.steps``; Ctrl-C stops after the current step with a checkpoint."""
         t = self.cfg.train
@@ -407,7 +421,8 @@ class Trainer:
         display = _Display(t.steps, self.step, self.quiet, t.sample_every)
         flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
-        self.guard.start(self)
+        if t.on_nonfinite == "rollback" and self.run.latest_checkpoint_step() is None:
+            self.save_checkpoint()  # somewhere to go back to
         meter.start()
         last: dict[str, Any] = {}
         try:
@@ -424,39 +439,54 @@ class Trainer:
                     labels = None  # a conditional run: the labels of the same samples
                     if self.y_fixed is not None and self.data.y is not None:
                         labels = [self.data.y[i].to(self.device) for i in idx]
-                    progressive.on_step(self)  # stage and fade-in alpha of a growing net
+                    if self.growing:  # stage and fade-in alpha of a growing net
+                        self.grow(step)
                     snap = self.dist.is_main and snapshots.due(step, t.snapshot_every, t.steps)
                     g_pre = snapshots.copy_state(self.modules["G"]) if snap else None
                     if (o := self.cfg.optim).decay_from < 1:  # learning rates of this step
-                        set_lr(self.gan, o, lr_factor(step, t.steps, o.decay_from))
+                        set_lr(self.gan, o, lr_factor(step, self.horizon.steps, o.decay_from))
                     stats = self.gan(reals, measure=log_now, labels=labels)
                     self.guard.watch(step, stats)
                     # Read the flag once: a Ctrl-C arriving after this line stops the run one
                     # step later, never between the check and the checkpoint it asks for.
                     stop = flag.requested
+                    timed = log_now and 0 < t.ckpt_seconds <= time.monotonic() - self.last_ckpt_time
                     if self.dist.enabled:  # all ranks stop at one step: they agree at log steps
                         stop = log_now and distributed.any_across(stop, self.dist)
+                        timed = log_now and distributed.any_across(timed, self.dist)
                     sample_now = step % t.sample_every == 0 or step == t.steps
-                    ckpt_now = step % t.ckpt_every == 0 or step == t.steps or stop
-                    if (log_now or sample_now or ckpt_now) and not self.guard.check(
-                        self, stats, weights=ckpt_now
-                    ):
-                        continue  # rolled back: self.step is the last good checkpoint's
-                    if snap:
+                    ckpt_now = step % t.ckpt_every == 0 or step == t.steps or stop or timed
+                    verdict = None
+                    if log_now or sample_now or ckpt_now:
+                        verdict = self.guard.decide(
+                            step,
+                            stats,
+                            self.modules,
+                            weights=ckpt_now,
+                            last_checkpoint=self.run.latest_checkpoint_step(),
+                        )
+                    if isinstance(verdict, Rollback):
+                        self.rollback(verdict)
+                        continue  # self.step is the last good checkpoint's
+                    if snap and verdict is None:
                         snapshots.save(
                             self.run.path, step, g_pre, self.modules["G"], self.modules["D"]
                         )
                     meter.add(stats)
                     row = None
-                    fakes = self.save_samples() if sample_now else None
-                    if log_now:
+                    fakes = self.save_samples() if sample_now and verdict is None else None
+                    if log_now or verdict is not None:  # a stop logs what it saw, then stops
                         row = last = meter.row(step, stats)
-                        if eval_now:
+                        if eval_now and verdict is None:
                             self.evaluate(row)
                         # measured on the schedule's grids only, not the extra one at the end of
                         # a budget: a run stopped and resumed logs what the whole run logs
                         self.diagnose(row, fakes if step % t.sample_every == 0 else None, display)
                         self.log(row)
+                    if isinstance(verdict, Stop):
+                        if self.dist.is_main:
+                            self.run.append_event(verdict.problem.event("stop"))
+                        raise DivergedError(verdict.message)
                     if ckpt_now:
                         self.save_checkpoint()
                     display.update(step, row)
@@ -468,10 +498,6 @@ class Trainer:
                 self.writer.close()
         if self.dist.is_main:
             write_loss_plot(self.run, self.cfg)
-            if self.cfg.diagnose.report:
-                from ganforge.report.html import write_report
-
-                write_report([self.run.path], self.run.path / "report.html")
         stopped = self.step < t.steps
         if stopped:
             display.print(
@@ -479,6 +505,20 @@ class Trainer:
                 f"`ganforge train --resume {self.run.path}`"
             )
         return Result(self.run.path, self.step, stopped, last)
+
+    def grow(self, step: int) -> None:
+        """Before ``step``: every progressive net's stage and alpha; when the step before it
+        ended a stage, that stage's last samples are kept as ``samples/stage-S-RxR.png``."""
+        t = self.cfg.train
+        growth = growth_at(step, self.growing[0].stages, t.stage_steps, t.fade_steps)
+        if growth.ended is not None:
+            res = START * 2**growth.ended
+            self.save_samples(self.run.stage_sample_path(growth.ended, res))
+        for m in self.growing:
+            m.set_stage(growth.stage, growth.alpha)
+
+
+GRADS = ("grad_d", "grad_g")  # measured on log steps only: the step's values, not means
 
 
 class _Meter:
@@ -511,7 +551,10 @@ class _Meter:
         self.count, self.elapsed = int(state["count"]), float(state["elapsed"])
 
     def add(self, stats: dict[str, torch.Tensor]) -> None:
-        for k in self.MEANS:
+        """Add every term and measurement of a step but the gradient norms (measured on log
+        steps only): the four of the course first, then the terms switched on."""
+        keys = [*self.MEANS, *(k for k in stats if k not in self.MEANS and k not in GRADS)]
+        for k in keys:
             self.sums[k] = self.sums[k] + stats[k] if k in self.sums else stats[k]
         self.count += 1
         self.timed += 1
@@ -522,10 +565,9 @@ class _Meter:
         row: dict[str, Any] = {"step": step}
         sums = distributed.mean_across(self.sums, distributed.current())  # over ranks
         row |= {k: v.item() / self.count for k, v in sums.items()}
-        row |= {"grad_d": stats["grad_d"].item(), "grad_g": stats["grad_g"].item()}
+        row |= {k: stats[k].item() for k in GRADS if k in stats}
         row["img_per_s"] = self.timed * self.samples_per_step / (now - self.clock)
         row["elapsed_s"] = self.elapsed + now - self.t0
-        _check_finite(row, step)
         self.sums, self.count, self.timed, self.clock = {}, 0, 0, now
         return row
 
@@ -539,16 +581,28 @@ def train(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> Result:
-    """Train ``cfg`` into a new run folder ``out``, or continue the run at ``resume``."""
+    """Train ``cfg`` into a new run folder ``out``, or continue the run at ``resume``.
+
+    A run stopped before its first checkpoint resumes from step 0: the same run, from the
+    start (its config kept, its other files written anew)."""
     cfg, run = prepare(cfg, out, resume, resume_overrides)
+    fresh = resume is None or run.latest_checkpoint_step() is None
     # Under torchrun: join the process group; rank 0 alone writes the run folder.
     device = devices.resolve(cfg.train.device, distributed.from_env().local_rank)
     with distributed.session(device) as d:
         trainer = Trainer(cfg, run, quiet)
-        if resume is None:
-            distributed.on_main(lambda: run.prepare_new(overwrite), d)
+        if fresh:
+            distributed.on_main(lambda: run.prepare_new(overwrite or resume is not None), d)
         else:
             trainer.restore()
+            note = resume_note(
+                trainer.horizon.steps,
+                cfg.train.steps,
+                cfg.optim.decay_from < 1,
+                cfg.stab.instance_noise > 0 and not cfg.stab.noise_steps,
+            )
+            if note and d.is_main:
+                warnings.warn(note, stacklevel=2)
         distributed.on_main(lambda: run.write_config(cfg), d)  # on resume: a new step budget
         result = trainer.fit()
         distributed.barrier(d)  # no rank leaves while rank 0 writes the last files
@@ -569,15 +623,6 @@ def _check_batchnorm(batch_size: int, modules: dict[str, torch.nn.Module]) -> No
                 f"train.batch_size={batch_size} cannot train the BatchNorm layers of {name}, "
                 "which need 2 samples or more per batch"
             )
-
-
-def _check_finite(row: dict[str, float], step: int) -> None:
-    bad = [k for k, v in row.items() if not math.isfinite(v)]
-    if bad:
-        raise GanforgeError(
-            f"training diverged at step {step}: {', '.join(bad)} is not finite "
-            "(the last checkpoint is kept; try a lower learning rate)"
-        )
 
 
 def write_loss_plot(run: RunFolder, cfg: Config) -> None:

@@ -1,4 +1,6 @@
-"""Sample grids (PIL) and the course's loss plot (matplotlib, Agg backend)."""
+"""Pictures of tensors: sample grids (PIL), one row per class for labelled samples, scatters
+of points and the course's loss plot (matplotlib's Figure: no pyplot, no global state, no GUI
+backend). Nothing here knows about runs."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
+
+from ganforge.errors import GanforgeError
 
 
 def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
@@ -30,7 +35,18 @@ def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.nda
     return grid
 
 
-def _png_bytes(fig: Any) -> bytes:
+def class_grid(x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, int]:
+    """Images ``[N, C, H, W]`` with labels ``y`` arranged one row per class (0 at the top), as
+    ``(cells [K * M, C, H, W], M)`` for ``image_grid(cells, nrow=M)``; M = the largest class's
+    count, short rows padded with blank (mid-grey) cells."""
+    per = [x[y == c] for c in range(k)]
+    m = max(1, *(len(p) for p in per))
+    blank = torch.zeros(1, *x.shape[1:], dtype=x.dtype)
+    rows = [torch.cat([p, blank.expand(m - len(p), *x.shape[1:])]) for p in per]
+    return torch.cat(rows), m
+
+
+def png_bytes(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
@@ -42,8 +58,6 @@ def samples_png(x: torch.Tensor, path: Path, scale: int = 2, y: torch.Tensor | N
     path.parent.mkdir(parents=True, exist_ok=True)
     if x.ndim == 4:
         if y is not None and len(y.unique()) > 1:
-            from ganforge.per_class import class_grid
-
             cells, per_row = class_grid(x.cpu(), y.cpu(), int(y.max()) + 1)
             grid = image_grid(cells, nrow=per_row)
         else:
@@ -53,7 +67,7 @@ def samples_png(x: torch.Tensor, path: Path, scale: int = 2, y: torch.Tensor | N
             img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
         img.save(path)
         return
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     pts = x.detach().float().cpu().numpy()
     if pts.shape[1] == 1:
@@ -63,12 +77,10 @@ def samples_png(x: torch.Tensor, path: Path, scale: int = 2, y: torch.Tensor | N
         ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6, color="tab:green")
         ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(f"{len(pts)} samples")
-    path.write_bytes(_png_bytes(fig))
+    path.write_bytes(png_bytes(fig))
 
 
-def _figure(size: tuple[float, float] = (6, 4)) -> Any:
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
-
+def figure(size: tuple[float, float] = (6, 4)) -> Any:
     return Figure(figsize=size, layout="constrained")
 
 
@@ -76,7 +88,7 @@ def loss_plot(
     steps: Sequence[int], series: dict[str, Sequence[float]], path: Path, title: str
 ) -> None:
     """The course's plot: each series (L_D, L_G, ...) against the training step."""
-    fig = _figure((7, 4))
+    fig = figure((7, 4))
     ax = fig.add_subplot()
     for label, ys in series.items():
         ax.plot(steps, ys, label=label, linewidth=1.2)
@@ -85,4 +97,20 @@ def loss_plot(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    path.write_bytes(_png_bytes(fig))
+    path.write_bytes(png_bytes(fig))
+
+
+def write_samples(x: torch.Tensor, out: Path, y: torch.Tensor | None = None) -> None:
+    """``.npy`` (float32 data-space array) or ``.png`` (a grid, or a scatter of points; with
+    labels ``y`` of several classes, one row per class)."""
+    suffix = out.suffix.lower()
+    if suffix not in (".npy", ".png"):
+        raise GanforgeError(f"--out must end in .npy or .png, not '{out.suffix or out.name}'")
+    if not out.parent.is_dir():
+        raise GanforgeError(f"folder {out.parent} does not exist")
+    if suffix == ".npy":
+        tmp = out.with_name(f".{out.name}.tmp.npy")
+        np.save(tmp, x.numpy().astype(np.float32))
+        tmp.replace(out)
+    else:
+        samples_png(x, out, y=y)

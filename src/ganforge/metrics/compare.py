@@ -26,21 +26,19 @@ The result is a plain dict (written as ``eval.json`` by ``ganforge eval``):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from ganforge.errors import ConfigError, DataError, GanforgeError
-from ganforge.metrics.features import MnistNet, extract, load_feature_net
-from ganforge.metrics.fid import FID, kid, kid_weighted
-from ganforge.metrics.prdc import per_sample
+from ganforge.data.toy import Mixture
+from ganforge.metrics.features import MnistNet, extract
+from ganforge.metrics.fid import FID, fid, kid, kid_weighted
+from ganforge.metrics.modes import mode_metrics
+from ganforge.metrics.prdc import per_sample, prdc
 from ganforge.metrics.score import classifier_score, histogram, kl_divergence, stacked_modes
 
 BOOTSTRAP = 100  # resamples behind each interval
@@ -264,29 +262,18 @@ def evaluate_images(
     return compare(build_sets(net, real, fake), bootstrap, seed)
 
 
-class _Points(nn.Module):
+class Points(nn.Module):
     """Points are their own features (FID, KID, precision... in the data space)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
 
-def _toy_figures(
-    spec: str, other: torch.Tensor, fake: torch.Tensor, bootstrap: int, seed: int
+def toy_figures(
+    mixture: Mixture, other: torch.Tensor, fake: torch.Tensor, bootstrap: int, seed: int
 ) -> dict[str, dict[str, Any]]:
-    """Mode figures of a Gaussian-mixture toy (``metrics.modes``), floor from R_b; {} for
-    points that are not a known mixture."""
-    try:
-        from ganforge.data.toy import mixture_of  # type: ignore[import-not-found,unused-ignore]
-        from ganforge.metrics.modes import mode_metrics  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return {}
-    try:
-        mixture = mixture_of(spec)
-    except GanforgeError:
-        return {}
-    if mixture is None:
-        return {}
+    """Mode figures of samples of a known Gaussian mixture (``metrics.modes``), with the floor
+    from the real set R_b ``other``."""
     n = len(fake)
     idx = torch.randint(0, n, (bootstrap, n), generator=torch.Generator().manual_seed(seed))
     value, floor = mode_metrics(fake, mixture), mode_metrics(other, mixture)
@@ -302,119 +289,26 @@ def _toy_figures(
     }
 
 
-def _checkpoint_step(path: Path) -> int | None:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return int(json.loads((f.metadata() or {})["meta"])["step"])
-    except (SafetensorError, OSError, KeyError, ValueError):
-        return None
+def class_figures(
+    c: int, f_real: torch.Tensor, f_fake: torch.Tensor, p_fake: torch.Tensor | None
+) -> dict[str, float | None]:
+    """The figures of class ``c`` from features of its real images ``f_real`` ``[M, D]`` and of
+    samples asked to be ``c`` ``f_fake`` ``[N, D]``, with the classifier's probabilities on the
+    samples ``p_fake`` ``[N, K]`` (None: the network has no logits, accuracy is None):
 
-
-def evaluate_run(
-    run: str | Path,
-    *,
-    n: int | None = None,
-    real: str | None = None,
-    features: str | Path | nn.Module | None = None,
-    bootstrap: int = BOOTSTRAP,
-    seed: int = 0,
-    best: bool = False,
-    on_stage: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Evaluate the generator of the run folder ``run`` (its newest checkpoint, or
-    ``checkpoints/best.safetensors`` with ``best``) against real data.
-
-    ``real``: a data spec as ``--data`` takes (default: the run's training data), conformed to
-    the run's image size and channels. ``n``: samples (default: up to 5,000, at most half the
-    real set, since R_a and R_b need n each). ``features``: a network (module or TorchScript /
-    torch.export file; default: the shipped MNIST classifier; points are their own features).
-    Returns the dict that ``ganforge eval`` writes as eval.json (docs/evaluation.md).
+    - accuracy: the share of samples the classifier assigns to c (does G obey the label?);
+    - recall and precision (Kynkaanniemi et al. 2019, k = 3) within the class: does G cover
+      the class's variety (recall), are its samples like the class's images (precision)?
+    - fid: intra-class FID; fid_floor: the FID between the two halves of ``f_real``.
     """
-    from ganforge.data import load_dataset
-    from ganforge.sample import sample
-    from ganforge.train.loop import BEST_CHECKPOINT, load_data
-    from ganforge.train.run import RunFolder
-
-    stage = on_stage or (lambda text: None)
-    folder = RunFolder(Path(run))
-    cfg = folder.read_config()
-    ckpt = folder.checkpoints / BEST_CHECKPOINT if best else folder.latest_checkpoint()
-    if not ckpt.is_file():
-        raise GanforgeError(
-            f"{run}: no {BEST_CHECKPOINT} (train with train.eval_every=N to keep one)"
-        )
-    if bootstrap < 1:
-        raise ConfigError(f"--bootstrap must be at least 1, got {bootstrap}")
-    stage("loading the real data")
-    if real is None:
-        data = load_data(cfg)
-    else:
-        data = load_dataset(
-            real, image_size=cfg.data.image_size or None, channels=cfg.data.channels or None
-        )
-    largest = len(data) // 2
-    if n is None:
-        n = min(DEFAULT_N, largest)
-    if n < MIN_N:
-        raise ConfigError(f"--n must be at least {MIN_N}, got {n}")
-    if n > largest:
-        raise ConfigError(
-            f"--n {n} needs {2 * n} real samples (two disjoint sets of n for the real floor); "
-            f"{data.name} has {len(data)}: use --n {largest} or a larger --real"
-        )
-    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-    real_x = data.batch(perm[: 2 * n])
-    stage(f"drawing {n} samples")
-    fake = sample(folder.path, n, seed=seed, checkpoint_file=ckpt)
-    if tuple(fake.shape[1:]) != tuple(real_x.shape[1:]):
-        raise DataError(
-            f"the run's samples have shape {list(fake.shape[1:])} but the real data "
-            f"{data.name} has {list(real_x.shape[1:])}"
-        )
-    if isinstance(features, nn.Module):
-        net, net_name = features, type(features).__name__
-    elif features is not None:
-        net, net_name = load_feature_net(features), str(features)
-    elif data.kind == "points":
-        net, net_name = _Points(), "none (the points themselves)"
-    else:
-        net, net_name = load_feature_net(None), "mnist (shipped with ganforge)"
-    stage("computing features")
-    sets = build_sets(net, real_x, fake)
-    stage(f"computing the metrics and {bootstrap} bootstrap resamples")
-    metrics = compare(sets, bootstrap, seed)
-    out: dict[str, Any] = {
-        "run": str(folder.path),
-        "checkpoint": ckpt.name,
-        "step": _checkpoint_step(ckpt),
-        "real": data.name,
-        "n": n,
-        "feature_net": net_name,
-        "bootstrap": bootstrap,
-        "seed": seed,
-        "metrics": metrics,
+    half = len(f_real) // 2
+    pr = prdc(f_real, f_fake)
+    accuracy = None if p_fake is None else float((p_fake.argmax(1) == c).double().mean())
+    return {
+        "label": c,
+        "accuracy": accuracy,
+        "recall": pr["recall"],
+        "precision": pr["precision"],
+        "fid": fid(f_real, f_fake),
+        "fid_floor": fid(f_real[:half], f_real[half:]),
     }
-    if data.kind == "points":
-        metrics |= _toy_figures(real or cfg.data.source, real_x[n:], fake, bootstrap, seed)
-    if sets.fake_probs is not None and sets.ref_probs is not None:
-        k = sets.fake_probs.shape[1]
-        out["class_histogram"] = {
-            "samples": histogram(sets.fake_probs.argmax(1), k).tolist(),
-            "real": histogram(sets.ref_probs.argmax(1), k).tolist(),
-        }
-    if cfg.model.cond != "none" and data.y is not None and data.kind == "image":
-        from ganforge.per_class import evaluate_classes
-
-        k = cfg.model.num_classes
-        stage(f"per-class figures ({k} classes)")
-        sel = perm[:PER_CLASS_REAL]  # the labelled real images the classes are drawn from
-        out["per_class"] = evaluate_classes(
-            folder.path,
-            data.batch(sel),
-            data.y[sel],
-            n_per_class=max(MIN_N, n // k),
-            seed=seed,
-            features=net,
-            checkpoint_file=ckpt,
-        )
-    return out
