@@ -32,9 +32,11 @@ import torch
 
 from ganforge import config
 from ganforge.data import load_dataset
-from ganforge.inpaint import before_after, inpaint, load_nets, rect_hole
-from ganforge.report.plots import image_grid
-from ganforge.sample import sample_labelled, write_samples
+from ganforge.inpaint import before_after, inpaint, rect_hole
+from ganforge.runs import load_nets
+from ganforge.plots import image_grid
+from ganforge.plots import write_samples
+from ganforge.runs import sample_labelled
 from ganforge.train.loop import train
 
 TEST_SET = Path("/work/shared/data/mnist")
@@ -53,7 +55,7 @@ def real_set(path: Path | None) -> tuple[torch.Tensor, torch.Tensor, str]:
 
 
 def per_class(run: Path, real_x: torch.Tensor, real_y: torch.Tensor, n: int) -> bool:
-    from ganforge.per_class import evaluate_classes
+    from ganforge.evaluation import evaluate_classes
 
     t0 = time.perf_counter()
     rows = evaluate_classes(run, real_x, real_y, n_per_class=n, seed=1)

@@ -46,8 +46,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ganforge import checkpoint, nets
 from ganforge.config import Config
-from ganforge.metrics.evaluate import evaluate_run
-from ganforge.train.run import RunFolder
+from ganforge.evaluation import evaluate_run
+from ganforge.runs import RunFolder
 from throughput import check_same_maths, course_images, reference_models, reference_step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,10 +117,10 @@ def modes_26k(run: Path, n: int) -> None:
     """Modes and KL to uniform from ``n`` samples (26,000 in Lin et al. 2018), and the same
     for ``n`` real Stacked MNIST images (the floor: KL to uniform needs one real set)."""
     from ganforge.data import load_dataset
-    from ganforge.metrics.evaluate import features_of
+    from ganforge.metrics.compare import features_of
     from ganforge.metrics.features import mnist_net
     from ganforge.metrics.score import mode_metrics
-    from ganforge.sample import sample
+    from ganforge.runs import sample
 
     net = mnist_net()
     real = load_dataset("stacked-mnist")

@@ -35,7 +35,7 @@ from pathlib import Path
 from ganforge import config
 from ganforge.data import mixture_of
 from ganforge.metrics.modes import mode_metrics
-from ganforge.sample import sample
+from ganforge.runs import sample
 from ganforge.train.loop import train
 
 N_SAMPLES = 20_000

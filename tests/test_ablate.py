@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY
 from ganforge import ablate
 from ganforge.ablate import Cell, Job, Record, grid, parse_cell, parse_vary, summarise
-from ganforge.errors import ConfigError, GanforgeError
+from ganforge.errors import DivergedError, ConfigError, GanforgeError
 
 
 def test_parse_vary_resolves_the_key_and_checks_each_value():
@@ -80,20 +80,25 @@ def test_tables_keep_failed_runs(tmp_path):
 
 
 def test_a_failing_or_diverging_run_is_recorded_not_raised(monkeypatch, tmp_path):
-    import ganforge.train.loop as loop
-
     def diverge(*args, **kwargs):
-        raise GanforgeError("training diverged at step 3: loss_d is not finite")
+        raise DivergedError("training diverged at step 3: loss_d not finite")
 
-    monkeypatch.setattr(loop, "train", diverge)
+    monkeypatch.setattr(ablate, "train", diverge)
     job = Job("mnist-mlp", Cell(()), 0, 5, tuple(TINY), tmp_path, 16)
     r = ablate.run_job(job)
     assert r.status == "diverged" and "step 3" in r.message
 
+    def refuse(*args, **kwargs):  # the error's kind decides, not words in its message
+        raise GanforgeError("the data has values that are not finite: diverged input")
+
+    monkeypatch.setattr(ablate, "train", refuse)
+    r = ablate.run_job(job)
+    assert r.status == "failed" and r.message.endswith("diverged input")
+
     def crash(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(loop, "train", crash)
+    monkeypatch.setattr(ablate, "train", crash)
     r = ablate.run_job(job)
     assert r.status == "failed" and r.message == "RuntimeError: out of memory"
 

@@ -281,7 +281,6 @@ CASES = [
     # ---- resume
     (["train", "--resume", "{root}/notrun"], 1, "{root}/notrun is not a ganforge run"),
     (["train", "--resume", "{root}/nosuchrun"], 1, "{root}/nosuchrun is not a ganforge run"),
-    (["train", "--resume", "{root}/nockpt"], 1, "{root}/nockpt has no checkpoint to load"),
     (["train", "--resume", "{root}/badjson"], 2, "{root}/badjson/config.json: cannot read"),
     (["train", "--resume", "{root}/listjson"], 2, "{root}/listjson/config.json: expected a JSON"),
     (["train", "--resume", "{root}/keyjson"], 2, "unknown config key 'model.depth'"),

@@ -1,12 +1,15 @@
 """The command-line surface: help, and one clear line for every mistake."""
 
+import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import TINY
+from conftest import TINY, read_metrics
 from ganforge import config as cfglib
+from ganforge.train.loop import TIMING_KEYS
 
 
 def test_help_lists_commands_and_presets(cli):
@@ -81,10 +84,25 @@ def test_resume_errors(cli, tmp_path):
     assert code == 2 and "optim.lr_d cannot change when resuming" in err
     code, _, err = cli("train", "--resume", run, "--seed", "3")
     assert code == 2 and "--seed cannot be combined with --resume" in err
-    for p in (run / "checkpoints").iterdir():
-        p.unlink()
-    code, _, err = cli("train", "--resume", run)
-    assert code == 1 and "has no checkpoint" in err
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(cli, tmp_path):
+    """No checkpoint to load: --resume starts the run again from step 0, with its saved config,
+    and gives the uninterrupted run (clock fields aside)."""
+    run = tmp_path / "run"
+    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    whole = read_metrics(run)
+    shutil.rmtree(run / "checkpoints")
+    (run / "metrics.jsonl").write_text(json.dumps(whole[0]) + "\n")  # what the crash left
+    code, _, err = cli("train", "--resume", run, "--quiet")
+    assert code == 0, err
+    again = read_metrics(run)
+    strip = [
+        [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+        for rows in (whole, again)
+    ]
+    assert [len(whole), len(again)] == [1, 1] and strip[0] == strip[1]
+    assert (run / "checkpoints" / "step-000005.safetensors").is_file()
 
 
 def test_resume_refuses_a_run_of_another_architecture(cli, tmp_path):

@@ -13,8 +13,10 @@ from ganforge import checkpoint, nets
 from ganforge.config import ModelConfig
 from ganforge.nets import conditional as cond
 from ganforge.nets.dcgan import DCGANDiscriminator
-from ganforge.per_class import class_figures, class_grid, sampling_labels
-from ganforge.train.step import GANStep, Tricks
+from ganforge.metrics.compare import class_figures
+from ganforge.nets.conditional import sampling_labels
+from ganforge.plots import class_grid
+from ganforge.train.step import GANStep, Switches
 
 SMALL = {
     "mlp": {"latent_dim": 6, "g_hidden": (16,), "d_hidden": (12,), "embed_dim": 3},
@@ -134,7 +136,7 @@ def test_unconditional_build_is_unchanged_and_flags():
 # --- the label path through training and sampling ------------------------------------------
 
 
-# the plain path, and the path with stabilisers (R1 on, two G updates per step)
+# every switch off, and stabilisers on (R1, two G updates per step)
 PATHS = {"plain": {}, "tricks": {"r1": 1.0, "g_steps": 2}}
 
 
@@ -145,8 +147,7 @@ def test_step_draws_fakes_with_the_labels_of_each_real_batch(path):
     g, d = _build("mlp", "projection")
     opt_g = torch.optim.Adam(g.parameters())
     opt_d = torch.optim.Adam(d.parameters())
-    step = GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6, tricks=Tricks(**PATHS[path]))
-    assert step.plain == (path == "plain")
+    step = GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6, Switches(**PATHS[path]))
     seen_g, seen_d = [], []
     g.register_forward_pre_hook(lambda m, args: seen_g.append(m.labels(None, len(args[0]))))
     d.register_forward_pre_hook(lambda m, args: seen_d.append(m.labels(None, len(args[0]))))
@@ -178,9 +179,8 @@ def test_acgan_step_adds_the_classifier_loss(path):
         g, d = _build("mlp", "acgan")
         opt_g, opt_d = torch.optim.SGD(g.parameters(), lr), torch.optim.SGD(d.parameters(), lr)
         torch.manual_seed(1)
-        GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6, tricks=Tricks(**PATHS[path]), aux_weight=w)(
-            [x], labels=[y]
-        )
+        switches = Switches(**PATHS[path], aux_weight=w)
+        GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 6, switches)([x], labels=[y])
         after.append(d.classifier.weight.detach().clone())
     g0, d0 = _build("mlp", "acgan")
     assert torch.equal(after[0], d0.classifier.weight)
@@ -238,7 +238,7 @@ def test_conditional_run_end_to_end(cli, tmp_path):
     assert code == 0 and "of class 7" in out
     assert np.load(tmp_path / "s7.npy").shape == (12, 1, 28, 28)
     # the same z with label 7 gives what G(z, 7) gives by hand
-    from ganforge.sample import load_generator
+    from ganforge.runs import load_generator
 
     g = load_generator(run)
     z = torch.randn(12, 8, generator=torch.Generator().manual_seed(0))
@@ -286,7 +286,7 @@ class _SaysThree(nn.Module):
 def test_per_class_evaluation_reads_the_classifier_per_requested_label(cli, tmp_path):
     from ganforge.data import load_dataset
     from ganforge.errors import GanforgeError
-    from ganforge.per_class import evaluate_classes
+    from ganforge.evaluation import evaluate_classes
 
     run = tmp_path / "run"
     assert cli("train", "--out", run, "--steps", "4", "--quiet", *TINY, "model.cond=acgan")[0] == 0

@@ -149,7 +149,7 @@ def _text(value):
 
 def _valid_value(key: str, tp) -> st.SearchStrategy:
     """Values of type ``tp`` that pass the checks of ``key``."""
-    choices = c._choices().get(key)
+    choices = c.CHOICES.get(key)
     if choices is not None:
         return st.sampled_from(choices)
     if typing.get_origin(tp) is tuple:

@@ -14,6 +14,7 @@ from conftest import TINY, read_metrics
 from ganforge.config import Config, ModelConfig
 from ganforge.data import Dataset
 from ganforge.errors import ConfigError
+from ganforge import nets
 from ganforge.train import device as devices
 from ganforge.train.distributed import Dist
 from ganforge.train.loop import build_step
@@ -41,12 +42,11 @@ def test_threads_are_shared_among_the_processes_of_a_machine(
 
 def test_default_cpu_path_runs_the_plain_modules():
     cfg = Config(model=ModelConfig(latent_dim=4, g_hidden=(8,), d_hidden=(8,)))
-    gan = build_step(cfg, (1, 4, 4), torch.device("cpu"))
-    g, d = gan.G, gan.D
-    note = devices.accelerate(gan, cfg.train, torch.device("cpu"), Dist())
-    assert note is None
-    assert gan.G is g and gan.D is d and gan.shard == (0, 1)
-    assert not gan.amp.enabled
+    g, d = nets.build(cfg.model, (1, 4, 4))
+    rt = devices.runtime(g, d, cfg.train, torch.device("cpu"), Dist())
+    assert rt.note is None
+    assert rt.G is g and rt.D is d and rt.shard == (0, 1)
+    assert not rt.amp.enabled
 
 
 def test_autocast_wrapper_returns_fp32_and_unwraps():

@@ -25,7 +25,7 @@ from ganforge.diagnose import (
     run_episodes,
 )
 from ganforge.errors import ConfigError
-from ganforge.train.run import RunFolder
+from ganforge.runs import RunFolder
 
 CFG = DiagnoseConfig()  # window 5
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.metrics.evaluate import METRICS, Sets, compare, evaluate_images, figure
+from ganforge.metrics.compare import METRICS, Sets, compare, evaluate_images, figure
 
 
 def test_figure_places_the_replicates_spread_about_the_value():

@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 
 from ganforge.data import load_dataset
-from ganforge.metrics.evaluate import evaluate_images, features_of
+from ganforge.metrics.compare import evaluate_images, features_of
 from ganforge.metrics.features import extract, mnist_net, weights_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import torch
 
 from ganforge.data import DATA_SOURCES, load_dataset
 from ganforge.data.mnist import load_mnist5k
-from ganforge.metrics.evaluate import Sets, compare
+from ganforge.metrics.compare import Sets, compare
 
 
 def test_stacked_mnist_channels_are_bundled_digits_with_the_label_of_the_triple():

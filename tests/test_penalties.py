@@ -118,7 +118,7 @@ def test_wgan_step_clips_the_critic_after_every_update():
 @pytest.mark.parametrize(("loss", "gp", "expected"), [("wgan-gp", 0.0, 10.0), ("ns", 2.0, 2.0)])
 def test_gradient_penalty_weight_in_the_step(loss, gp, expected):
     gan = _tiny_gan(loss, gp=gp)
-    assert gan.tricks.gp == expected
+    assert gan.switches.gp == expected
     out = gan([torch.randn(8, 3)])
     assert out["gp"] > 0 and torch.isfinite(out["loss_g"])
 

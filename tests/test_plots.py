@@ -1,7 +1,7 @@
 import torch
 from PIL import Image
 
-from ganforge.report.plots import image_grid, loss_plot, samples_png
+from ganforge.plots import image_grid, loss_plot, samples_png
 
 
 def test_image_grid_maps_minus_one_to_black_and_one_to_white_with_grey_gaps():

@@ -136,7 +136,7 @@ def test_discriminator_mixes_the_batch():
 
 
 def test_schedule_by_hand():
-    from ganforge.train.progressive import stage_at, steps_to_grow
+    from ganforge.train.schedule import stage_at, steps_to_grow
 
     # 4 stages, 3 steps per stage, fades of 2 steps: 0 0 0 | 1(.5) 1(1) 1 1 1 | 2(.5) ...
     got = [stage_at(t, 4, 3, 2) for t in range(18)]

@@ -224,7 +224,14 @@ def test_nan_stops_with_the_step_and_the_tensors(tiny, cli, tmp_path, fault):
         "set train.on_nonfinite=rollback to retry from it, or lower the rates"
     )
     assert _ckpt_names(run) == ["step-000005.safetensors"]  # no checkpoint holds a NaN
-    assert [r["step"] for r in read_metrics(run)] == [5]
+    # the guard reads its flags at step 10 (a log step): that line is logged before the stop,
+    # and the diagnostics' divergence rule names what it sees in it
+    rows = read_metrics(run)
+    assert [r["step"] for r in rows] == [5, 10]
+    assert all(math.isnan(rows[1][k]) for k in WATCHED)
+    (warning,) = rows[1]["warnings"]
+    assert warning["rule"] == "divergence" and warning["step"] == 10
+    assert warning["seen"].startswith("L_D is nan, L_G is nan,")
     (event,) = _events(run)
     assert event["step"] == 7 and event["action"] == "stop"
     assert "D.net.1.weight" in event["tensors"] and "loss_d" in event["tensors"]

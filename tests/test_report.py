@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import TINY
 from ganforge import config as cfglib
+from ganforge.cli import main
 from ganforge.report.html import MAX_STRIP, _strip, write_report
 from ganforge.train.loop import train
 
@@ -26,11 +27,12 @@ BROKEN = [*QUIET_MODES, "optim.lr_d=2e-2", "train.ckpt_every=40"]  # D's lr 100 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two tiny runs: a broken one (it warns) and a healthy one; the report at the end of
-    training is left on for the first."""
+    """Two tiny runs: a broken one (it warns) and a healthy one; the report that `ganforge
+    train` writes at the end of training is left on for the first."""
     root = tmp_path_factory.mktemp("runs")
     broken, healthy = root / "broken", root / "healthy"
-    train(cfglib.build(overrides=[*BROKEN, "steps=40", "diagnose.report=true"]), broken, quiet=True)
+    args = ["train", "--out", str(broken), "--quiet", *BROKEN, "steps=40", "diagnose.report=true"]
+    assert main(args) == 0
     train(cfglib.build(overrides=[*QUIET_MODES, "steps=40"]), healthy, quiet=True)
     return broken, healthy
 

@@ -2,6 +2,8 @@
 
 import copy
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -10,9 +12,10 @@ from torch.testing import assert_close
 from conftest import TINY, read_metrics
 from ganforge.config import Config, ModelConfig
 from ganforge.errors import ConfigError
+from ganforge.losses import LOSSES
 from ganforge.stabilizers import EMA, HistoricalAverage, feature_matching, noise_std
 from ganforge.train.loop import build_step
-from ganforge.train.step import GANStep, Tricks
+from ganforge.train.step import GANStep, Switches
 
 
 @pytest.mark.parametrize(
@@ -75,14 +78,19 @@ def _gan(loss: str = "ns", g_steps: int = 1, **stab) -> GANStep:
     return build_step(cfg, (3,), torch.device("cpu"))
 
 
-def test_switches_off_take_the_plain_path():
-    assert _gan().plain and not Tricks().active
-    assert not _gan(ema=0.99).plain
+def test_with_every_switch_off_the_step_has_the_adversarial_terms_and_no_hook():
+    gan = _gan()
+    assert gan.switches == Switches(noise_steps=100) and not gan.after_d and not gan.after_g
+    assert list(gan([torch.randn(8, 3)])) == ["loss_d", "d_real", "d_fake", "loss_g"]
+    hooked = _gan(ema=0.99, historical_averaging=0.5)
+    assert (len(hooked.after_d), len(hooked.after_g)) == (1, 2)  # hist_d; hist_g, then EMA
+    out = hooked([torch.randn(8, 3)])
+    assert list(out) == ["loss_d", "hist_d", "d_real", "d_fake", "loss_g", "hist_g"]
 
 
-def test_the_tricks_path_with_ema_only_gives_the_plain_weights():
-    """EMA does not touch the training maths: G and D follow the plain path's trajectory
-    exactly, so the hooked step is the same algorithm as the plain one."""
+def test_ema_hook_gives_the_weights_of_the_step_without_it():
+    """EMA does not touch the training maths: G and D follow the trajectory of the step
+    without it exactly; only the hook after G's update differs."""
     plain, hooked = _gan(), _gan(ema=0.9)
     for _ in range(3):
         reals = [torch.randn(8, 3)]
@@ -96,13 +104,13 @@ def test_the_tricks_path_with_ema_only_gives_the_plain_weights():
         strict=True,
     ):
         assert torch.equal(a, b)
-    assert hooked.sampler_g is hooked.tricks.ema.module and plain.sampler_g is plain.G
+    assert hooked.sampler_g is hooked.switches.ema.module and plain.sampler_g is plain.G
 
 
 def test_label_smoothing_in_the_step():
-    assert _gan(label_smoothing=True).tricks.smooth_real == 0.9
-    assert _gan(label_smoothing=True, smooth_real=0.8).tricks.smooth_real == 0.8
-    assert _gan(smooth_real=0.8).tricks.smooth_real == 1.0  # off unless switched on
+    assert _gan(label_smoothing=True).switches.smooth_real == 0.9
+    assert _gan(label_smoothing=True, smooth_real=0.8).switches.smooth_real == 0.8
+    assert _gan(smooth_real=0.8).switches.smooth_real == 1.0  # off unless switched on
     with pytest.raises(ConfigError, match="label_smoothing"):
         _gan("hinge", label_smoothing=True)
 
@@ -151,20 +159,37 @@ def test_instance_noise_reaches_d_inputs():
     assert noisy_real.std().item() == pytest.approx(2.0, rel=0.02)
 
 
+def test_feature_matching_term_is_the_weighted_distance_of_mean_features():
+    """G's terms: the adversarial loss on D's scores and w ||E f(x) - E f(G(z))||^2, both from
+    the passes of D that the step makes (no second D for the features)."""
+    gan = _gan(feature_matching=2.0)
+    real, fake = torch.randn(8, 3), torch.randn(8, 3)
+    terms = gan.g_terms(fake, real)
+    with torch.no_grad():
+        h_real = gan.D.net[:-1](real).numpy().astype(np.float64)  # D's last hidden features
+        h_fake = gan.D.net[:-1](fake).numpy().astype(np.float64)
+        scores = gan.D(fake)
+    want = 2.0 * np.square(h_real.mean(0) - h_fake.mean(0)).sum()
+    assert list(terms) == ["loss_g", "fm"]
+    assert_close(terms["fm"].double(), torch.tensor(want, dtype=torch.float64), rtol=1e-5, atol=0)
+    assert torch.equal(terms["loss_g"], LOSSES["ns"].g(scores))
+
+
 def test_feature_matching_and_historical_averaging_run_in_the_step():
     gan = _gan(feature_matching=1.0, historical_averaging=0.5)
     g0 = copy.deepcopy(gan.G)
     out = gan([torch.randn(8, 3)])
-    assert out["fm"] >= 0 and torch.isfinite(out["loss_g"])
-    assert gan.tricks.hist_g is not None and gan.tricks.hist_g.count.item() == 2.0
+    assert set(out) == {"loss_d", "hist_d", "d_real", "d_fake", "loss_g", "fm", "hist_g"}
+    assert out["hist_d"] == 0.0 and out["hist_g"] == 0.0  # the means start at the weights
+    assert gan.switches.hist_g is not None and gan.switches.hist_g.count.item() == 2.0
     # the mean now holds (theta_0 + theta_1) / 2
-    mean0 = gan.tricks.hist_g.means()[0]
+    mean0 = gan.switches.hist_g.means()[0]
     assert_close(mean0, (next(g0.parameters()) + next(gan.G.parameters())) / 2)
 
 
 def test_ema_weights_are_checkpointed_and_used_for_sampling(cli, tmp_path):
     from ganforge import checkpoint
-    from ganforge.sample import load_generator
+    from ganforge.runs import load_generator
 
     run = tmp_path / "r"
     code, _, err = cli("train", "--out", run, "--steps", "10", "--quiet", *TINY, "stab.ema=0.5")
@@ -213,7 +238,7 @@ def test_resume_is_exact_with_stabilisers_on(cli, tmp_path):
     ],
 )
 def test_switches_train_end_to_end(cli, tmp_path, switches):
-    from ganforge.sample import sample
+    from ganforge.runs import sample
 
     run = tmp_path / "r"
     code, _, err = cli("train", "--out", run, "--steps", "6", "--quiet", *TINY, *switches)
@@ -224,7 +249,7 @@ def test_switches_train_end_to_end(cli, tmp_path, switches):
 
 
 def test_lr_factor_by_hand():
-    from ganforge.train.loop import lr_factor
+    from ganforge.train.schedule import lr_factor
 
     # 10 steps, decay from the middle: 1 to step 5, then (11 - step) / 6
     assert [lr_factor(s, 10, 0.5) for s in range(1, 11)] == pytest.approx(

@@ -17,7 +17,7 @@ from ganforge import config
 from ganforge.data import DATA_SOURCES, load_dataset, mixture_of
 from ganforge.data.toy import TOYS, Mixture, grid, parse_gmm1d, ring
 from ganforge.errors import DataError
-from ganforge.train.loop import load_data
+from ganforge.data import from_config
 
 
 def test_ring8_has_eight_distinct_centres_at_2pi_k_over_8():
@@ -194,7 +194,7 @@ def test_toy_sources_are_listed_for_help():
 def test_toy_presets_load_their_data_and_use_a_linear_output(name):
     cfg = config.preset(name)
     assert cfg.model.g_out == "linear" and not cfg.model.g_batchnorm
-    ds = load_data(cfg)
+    ds = from_config(cfg.data)
     assert ds.kind == "points"
     assert mixture_of(cfg.data.source) is not None
 
@@ -213,7 +213,7 @@ def test_toy_1d_preset_runs_end_to_end(cli, tmp_path: Path):
     ]
     # the last snapshot: G and D equal the final checkpoint's; G_pre is G before the G update
     from ganforge import checkpoint
-    from ganforge.train import snapshots
+    from ganforge import snapshots
 
     snap = snapshots.read(out / "snapshots" / "step-000006.safetensors")
     tensors, _ = checkpoint.read(out / "checkpoints" / "step-000006.safetensors")
@@ -228,7 +228,7 @@ def test_toy_1d_preset_runs_end_to_end(cli, tmp_path: Path):
 
 
 def test_snapshot_g_pre_is_the_previous_steps_g(cli, tmp_path: Path):
-    from ganforge.train import snapshots
+    from ganforge import snapshots
 
     out = tmp_path / "run"
     code, _, err = cli(
