@@ -33,10 +33,8 @@ import torch
 from ganforge import config
 from ganforge.data import load_dataset
 from ganforge.inpaint import before_after, inpaint, rect_hole
-from ganforge.runs import load_nets
-from ganforge.plots import image_grid
-from ganforge.plots import write_samples
-from ganforge.runs import sample_labelled
+from ganforge.plots import image_grid, write_samples
+from ganforge.runs import load_nets, sample_labelled
 from ganforge.train.loop import train
 
 TEST_SET = Path("/work/shared/data/mnist")

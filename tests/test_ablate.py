@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY
 from ganforge import ablate
 from ganforge.ablate import Cell, Job, Record, grid, parse_cell, parse_vary, summarise
-from ganforge.errors import DivergedError, ConfigError, GanforgeError
+from ganforge.errors import ConfigError, DivergedError, GanforgeError
 
 
 def test_parse_vary_resolves_the_key_and_checks_each_value():

@@ -12,6 +12,26 @@ from ganforge import config as cfglib
 from ganforge.train.loop import TIMING_KEYS
 
 
+def test_help_imports_no_torch():
+    """`import ganforge` and `ganforge --help` stay light: the CLI imports the module of the
+    command asked for, and nothing below it imports torch."""
+    code = (
+        "import sys, contextlib, io\n"
+        "import ganforge\n"
+        "assert 'torch' not in sys.modules, 'import ganforge'\n"
+        "from ganforge.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'torch' not in sys.modules, 'ganforge --help'\n"
+        "assert not [m for m in sys.modules if m.startswith('ganforge.commands.')]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_help_lists_commands_and_presets(cli):
     code, out, _ = cli("--help")
     assert code == 0
@@ -84,6 +104,11 @@ def test_resume_errors(cli, tmp_path):
     assert code == 2 and "optim.lr_d cannot change when resuming" in err
     code, _, err = cli("train", "--resume", run, "--seed", "3")
     assert code == 2 and "--seed cannot be combined with --resume" in err
+    code, _, err = cli("train", "--resume", run, "preset=ring8")
+    assert (code, err) == (
+        2,
+        "ganforge train: error: preset cannot change when resuming a run (it changes the maths)\n",
+    )
 
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(cli, tmp_path):

@@ -11,10 +11,10 @@ from torch import nn
 from conftest import TINY
 from ganforge import checkpoint, nets
 from ganforge.config import ModelConfig
-from ganforge.nets import conditional as cond
-from ganforge.nets.dcgan import DCGANDiscriminator
 from ganforge.metrics.compare import class_figures
+from ganforge.nets import conditional as cond
 from ganforge.nets.conditional import sampling_labels
+from ganforge.nets.dcgan import DCGANDiscriminator
 from ganforge.plots import class_grid
 from ganforge.train.step import GANStep, Switches
 

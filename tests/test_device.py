@@ -11,10 +11,10 @@ from torch import nn
 from torch.testing import assert_close
 
 from conftest import TINY, read_metrics
+from ganforge import nets
 from ganforge.config import Config, ModelConfig
 from ganforge.data import Dataset
 from ganforge.errors import ConfigError
-from ganforge import nets
 from ganforge.train import device as devices
 from ganforge.train.distributed import Dist
 from ganforge.train.loop import build_step

@@ -200,8 +200,8 @@ def test_theory_command_on_a_1d_run(cli, tmp_path):
 
     import torch
 
-    from ganforge.report.theory import fixed_z
     from ganforge import snapshots
+    from ganforge.report.theory import fixed_z
 
     run = tmp_path / "toy"
     _tiny_run(cli, run, "toy-1d", 6, 3)

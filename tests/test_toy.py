@@ -14,10 +14,9 @@ from scipy import stats
 from torch.testing import assert_close
 
 from ganforge import config
-from ganforge.data import DATA_SOURCES, load_dataset, mixture_of
+from ganforge.data import DATA_SOURCES, from_config, load_dataset, mixture_of
 from ganforge.data.toy import TOYS, Mixture, grid, parse_gmm1d, ring
 from ganforge.errors import DataError
-from ganforge.data import from_config
 
 
 def test_ring8_has_eight_distinct_centres_at_2pi_k_over_8():
@@ -212,8 +211,7 @@ def test_toy_1d_preset_runs_end_to_end(cli, tmp_path: Path):
         "step-000006.safetensors",
     ]
     # the last snapshot: G and D equal the final checkpoint's; G_pre is G before the G update
-    from ganforge import checkpoint
-    from ganforge import snapshots
+    from ganforge import checkpoint, snapshots
 
     snap = snapshots.read(out / "snapshots" / "step-000006.safetensors")
     tensors, _ = checkpoint.read(out / "checkpoints" / "step-000006.safetensors")

@@ -496,6 +496,14 @@ def set_value(cfg: Config, key: str, raw: Any) -> None:
     setattr(getattr(cfg, section), name, value)
 
 
+def get_value(cfg: Config, key: str) -> Any:
+    """The value of dotted ``key`` (or ``preset``) in ``cfg``."""
+    if key == "preset":
+        return cfg.preset
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
 def _check(key: str, value: Any) -> None:
     items = value if isinstance(value, tuple) else (value,)
     if any(isinstance(v, float) and not math.isfinite(v) for v in items):

@@ -15,7 +15,7 @@ from ganforge.losses import LOSSES
 from ganforge.report.html import write_report
 from ganforge.runs import RunFolder, default_out
 from ganforge.train import distributed
-from ganforge.train.loop import prepare, train
+from ganforge.train.loop import RESUMABLE_KEYS, prepare, train
 
 DESCRIPTION = (
     "Train a GAN. With no arguments: the course's MLP GAN on the bundled 5,000 MNIST images."
@@ -116,9 +116,10 @@ def _resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for text in texts:
         key, raw = cfglib.split_override(text)
         full = cfglib.resolve_key(key, probe)
+        if full not in RESUMABLE_KEYS:  # before parsing: "preset" is no section.key either
+            raise ConfigError(f"{full} cannot change when resuming a run (it changes the maths)")
         cfglib.set_value(probe, full, raw)
-        section, name = full.split(".")
-        values[full] = getattr(getattr(probe, section), name)
+        values[full] = cfglib.get_value(probe, full)
     return values
 
 

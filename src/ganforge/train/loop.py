@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganforge import checkpoint, nets, snapshots
-from ganforge.config import Config, DiagnoseConfig, OptimConfig
+from ganforge.config import Config, DiagnoseConfig, OptimConfig, set_value
 from ganforge.data import BatchSampler, Dataset, check_labels, from_config
 from ganforge.diagnose import Watch, mode_counter
 from ganforge.errors import ConfigError, DivergedError, GanforgeError
@@ -215,8 +215,7 @@ def prepare(
     for key, value in (overrides or {}).items():
         if key not in RESUMABLE_KEYS:
             raise ConfigError(f"{key} cannot change when resuming a run (it changes the maths)")
-        section, name = key.split(".")
-        setattr(getattr(saved, section), name, value)
+        set_value(saved, key, value)
     return saved, run
 
 
