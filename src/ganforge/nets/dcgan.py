@@ -4,8 +4,10 @@ G: z -> ConvTranspose(k=s0) to an s0 x s0 map, then stride-2 ConvTranspose(4, 2,
 BatchNorm and ReLU, doubling the size each time, and tanh at the end. D mirrors it with stride-2
 convolutions and LeakyReLU(0.2), then a convolution over the whole s0 x s0 map to one logit.
 s0 = 7 for 28 x 28 images (7 -> 14 -> 28); s0 = 4 for 32 and 64 (4 -> 8 -> 16 -> 32 [-> 64]).
-D has no BatchNorm: each sample's logit depends on that sample alone, which gradient penalties
-need and lets one D pass score real and fake together. Weights ~ N(0, 0.02), as in the paper.
+By default D has no BatchNorm: each sample's logit depends on that sample alone, which gradient
+penalties need and lets one D pass score real and fake together. With ``d_batchnorm`` (as the
+paper, and the mnist-dcgan presets) D normalises by the batch, so the step scores reals and
+fakes in two passes. Weights ~ N(0, 0.02), as in the paper.
 """
 
 from __future__ import annotations

@@ -30,12 +30,13 @@ from torch import nn
 from ganforge.config import NONFINITE_ACTIONS
 from ganforge.errors import GanforgeError
 from ganforge.train import distributed
+from ganforge.train.step import STATS
 
 # train.on_nonfinite: the actions (names and words: config.NONFINITE_ACTIONS)
 ACTIONS = NONFINITE_ACTIONS
 # The step's scalars that are checked at every step (the gradient norms, measured only on log
 # steps, are checked there).
-WATCHED = ("loss_d", "loss_g", "d_real", "d_fake")
+WATCHED = STATS
 SHOWN = 3  # tensors named in a message
 
 

@@ -42,7 +42,7 @@ from ganforge.train import device as devices
 from ganforge.train import distributed
 from ganforge.train.guard import NonFiniteGuard, Rollback, Stop, reseed
 from ganforge.train.schedule import GrowthState, Horizon, growing, growth_at, lr_factor, resume_note
-from ganforge.train.step import GANStep, make_switches
+from ganforge.train.step import GRADS, STATS, GANStep, make_switches
 
 # Keys a resumed run may change: they do not alter the maths of the steps already taken.
 RESUMABLE_KEYS = frozenset(
@@ -517,13 +517,10 @@ class Trainer:
             m.set_stage(growth.stage, growth.alpha)
 
 
-GRADS = ("grad_d", "grad_g")  # measured on log steps only: the step's values, not means
-
-
 class _Meter:
     """Sums the step's scalars between log lines without reading them (no host sync)."""
 
-    MEANS = ("loss_d", "loss_g", "d_real", "d_fake")
+    MEANS = STATS
 
     def __init__(self, samples_per_step: int) -> None:
         self.samples_per_step = samples_per_step

@@ -40,6 +40,11 @@ from ganforge.train.distributed import plain
 Tensor = torch.Tensor
 Terms = dict[str, Tensor]
 
+# What every step reports, whatever is switched on: the adversarial losses and D's mean beliefs
+# (the terms of the switches and, on measured steps, the gradient norms come besides).
+STATS = ("loss_d", "loss_g", "d_real", "d_fake")
+GRADS = ("grad_d", "grad_g")  # with ``measure``: D's and G's gradient norms
+
 
 def grad_norm(module: nn.Module) -> Tensor:
     """L2 norm of all of ``module``'s parameter gradients together (0 if none), as a tensor."""
