@@ -177,6 +177,7 @@ def _passes(key: str, value) -> bool:
 FIELDS = {k: t for k, t in c.fields_of(c.Config()).items() if k != "preset"}
 
 
+@pytest.mark.slow  # 60 examples, each reading config.json back (about 20 s)
 @settings(deadline=None, max_examples=60)
 @given(data=st.data(), key=st.sampled_from(sorted(FIELDS)))
 def test_every_valid_value_survives_the_command_line_toml_and_json(data, key, tmp_path_factory):

@@ -195,6 +195,7 @@ def _tiny_run(cli, out, preset: str, steps: int, every: int) -> None:
     assert code == 0, err
 
 
+@pytest.mark.slow  # the full theory pipeline on a 1-D run (about 16 s); the 2-D run stays fast
 def test_theory_command_on_a_1d_run(cli, tmp_path):
     import json
 

@@ -112,6 +112,7 @@ def test_resume_drops_metrics_written_after_the_checkpoint(cli, tmp_path):
     assert [r["step"] for r in read_metrics(run)] == [5, 10, 15]
 
 
+@pytest.mark.slow  # a subprocess stopped with SIGINT, then two runs to compare
 def test_ctrl_c_stops_cleanly_and_resumes_exactly(cli, tmp_path):
     """SIGINT mid-interval: a checkpoint at that step, exit 130; resuming to T gives the weights
     and metrics (interval means included) of a run of T steps that never stopped.
