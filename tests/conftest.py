@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from ganforge.cli import main
+
+# One torch thread for the tests and the processes they start (they inherit the variable): the
+# tensors here are tiny, and on a busy 2-core machine a second thread's spin-waits made small
+# runs up to 3x slower. Runs compared bit for bit (in-process against a subprocess) thus use the
+# same count. Set OMP_NUM_THREADS to run the tests with another.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 # Small nets and 256 images: an end-to-end run of 20 steps takes well under a second.
 TINY = [

@@ -245,6 +245,7 @@ def test_torch_threads_setting_is_applied(cli, tmp_path):
     import torch
 
     before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the tests run with 1 thread (conftest): the setting must change it
     try:
         cli("train", "--out", tmp_path / "r", "--steps", "1", "--quiet", "threads=1", *TINY)
         assert torch.get_num_threads() == 1
