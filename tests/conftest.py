@@ -33,6 +33,17 @@ TINY = [
 ]
 
 
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One TINY run of 10 steps (seed 0), trained once per session, for tests that only read a
+    run (sample, eval, inpaint, theory's refusals). A test that changes a run, or writes into it
+    (``ganforge eval`` writes eval.json), copies it first: ``shutil.copytree(shared_run, dst)``.
+    """
+    run = tmp_path_factory.mktemp("shared") / "tiny"
+    assert main(["train", "--out", str(run), "--steps", "10", "--quiet", *TINY]) == 0
+    return run
+
+
 def read_metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 

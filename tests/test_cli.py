@@ -1,5 +1,6 @@
 """The command-line surface: help, and one clear line for every mistake."""
 
+import shutil
 import subprocess
 import sys
 
@@ -72,11 +73,11 @@ def test_refuses_to_overwrite_a_run_unless_asked(cli, tmp_path):
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step-000010.safetensors"
 
 
-def test_resume_errors(cli, tmp_path):
+def test_resume_errors(cli, tmp_path, shared_run):
     code, _, err = cli("train", "--resume", tmp_path)
     assert code == 1 and "is not a ganforge run (no config.json)" in err
     run = tmp_path / "run"
-    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    shutil.copytree(shared_run, run)
     code, _, err = cli("train", "--resume", run, "lr_d=1")
     assert code == 2 and "optim.lr_d cannot change when resuming" in err
     code, _, err = cli("train", "--resume", run, "--seed", "3")
@@ -87,9 +88,9 @@ def test_resume_errors(cli, tmp_path):
     assert code == 1 and "has no checkpoint" in err
 
 
-def test_resume_refuses_a_run_of_another_architecture(cli, tmp_path):
+def test_resume_refuses_a_run_of_another_architecture(cli, tmp_path, shared_run):
     run = tmp_path / "run"
-    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    shutil.copytree(shared_run, run)
     cfg = (run / "config.json").read_text().replace('"latent_dim": 8', '"latent_dim": 9')
     (run / "config.json").write_text(cfg)
     code, _, err = cli("train", "--resume", run, "--steps", "6")
@@ -104,11 +105,10 @@ def test_corrupt_checkpoint_is_one_line(cli, tmp_path):
     assert code == 1 and "not a readable ganforge checkpoint" in err
 
 
-def test_sample_errors(cli, tmp_path):
+def test_sample_errors(cli, tmp_path, shared_run):
     code, _, err = cli("sample", tmp_path, "--n", "2", "--out", tmp_path / "x.npy")
     assert code == 1 and "not a ganforge run" in err
-    run = tmp_path / "run"
-    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    run = shared_run
     code, _, err = cli("sample", run, "--n", "0", "--out", tmp_path / "x.npy")
     assert code == 1 and "--n must be a positive number" in err
     code, _, err = cli("sample", run, "--n", "2", "--out", tmp_path / "x.jpg")

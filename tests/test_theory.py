@@ -265,12 +265,8 @@ def test_theory_without_snapshots_uses_checkpoints(cli, tmp_path):
     assert not (run / "theory" / "run.gif").exists()
 
 
-def test_theory_refuses_image_runs_and_bad_panels(cli, tmp_path):
-    from conftest import TINY
-
-    run = tmp_path / "mnist"
-    code, _, err = cli("train", "--steps", "2", "--out", run, "--quiet", *TINY)
-    assert code == 0, err
+def test_theory_refuses_image_runs_and_bad_panels(cli, tmp_path, shared_run):
+    run = shared_run  # an MNIST run, read only
     code, _, err = cli("theory", run)
     assert code == 1 and "1-D or 2-D points" in err and "Traceback" not in err
     code, _, err = cli("theory", run, "--panels", "5")

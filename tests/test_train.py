@@ -160,9 +160,8 @@ def test_ctrl_c_stops_cleanly_and_resumes_exactly(cli, tmp_path):
     assert _untimed(read_metrics(whole)) == _untimed(read_metrics(run))
 
 
-def test_sample_writes_npy_and_png(cli, tmp_path):
-    run = tmp_path / "run"
-    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+def test_sample_writes_npy_and_png(cli, tmp_path, shared_run):
+    run = shared_run
     code, out, _ = cli("sample", run, "--n", "10", "--out", tmp_path / "s.npy", "--seed", "4")
     assert code == 0 and "wrote 10 samples" in out
     x = np.load(tmp_path / "s.npy")
