@@ -9,6 +9,8 @@ import pytest
 from conftest import TINY
 from ganforge import config as cfglib
 
+SLOW = pytest.mark.slow
+
 
 def test_help_lists_commands_and_presets(cli):
     code, out, _ = cli("--help")
@@ -52,9 +54,10 @@ def test_sample_help_text(cli):
     ("args", "message"),
     [
         (["train", "--preset", "nope"], "invalid choice: 'nope'"),
-        (["train", "--steps", "ten"], "invalid int value: 'ten'"),
-        (["bogus"], "invalid choice: 'bogus'"),
-        (["sample"], "the following arguments are required"),
+        # the others start a process each too (about 3 s, importing torch): the slow tier's
+        pytest.param(["train", "--steps", "ten"], "invalid int value: 'ten'", marks=SLOW),
+        pytest.param(["bogus"], "invalid choice: 'bogus'", marks=SLOW),
+        pytest.param(["sample"], "the following arguments are required", marks=SLOW),
     ],
 )
 def test_usage_errors_in_a_real_process(args, message):

@@ -215,6 +215,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow  # 12 digits x 4 restarts x 200 steps of search (about 5 s)
 def test_filled_quarter_is_closer_to_the_truth_than_the_mean_image(one_thread):
     """Held-out digits of the bundled 5,000, top-right quarter missing: the search over z of a
     generator fitted to the other digits fills the quarter with a smaller error than the mean
