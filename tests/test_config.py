@@ -121,6 +121,7 @@ def test_every_field_is_documented():
             assert len(line.split("  ")[-1]) > 5, line
 
 
+@pytest.mark.slow  # 100 examples x 6 keys (about 3 s)
 @given(st.text(max_size=20))
 def test_parser_never_raises_anything_but_config_error(raw):
     """Whatever the user types as a value, the answer is the value or a ConfigError."""

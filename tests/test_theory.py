@@ -256,6 +256,7 @@ def test_theory_command_on_a_2d_run(cli, tmp_path):
     assert "HQ share" in out
 
 
+@pytest.mark.slow  # a second theory run (about 6 s); the 2-D one stays fast
 def test_theory_without_snapshots_uses_checkpoints(cli, tmp_path):
     run = tmp_path / "toy"
     _tiny_run(cli, run, "toy-1d", 4, 0)
