@@ -103,6 +103,7 @@ def test_a_failing_or_diverging_run_is_recorded_not_raised(monkeypatch, tmp_path
     assert r.status == "failed" and r.message == "RuntimeError: out of memory"
 
 
+@pytest.mark.slow  # a grid of runs in 2 worker processes
 def test_ablate_command_end_to_end_in_parallel_processes(cli, tmp_path):
     import numpy as np
 

@@ -31,6 +31,8 @@ def test_help_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
+SLOW = pytest.mark.slow
+
 
 def test_help_lists_commands_and_presets(cli):
     code, out, _ = cli("--help")
@@ -74,9 +76,10 @@ def test_sample_help_text(cli):
     ("args", "message"),
     [
         (["train", "--preset", "nope"], "invalid choice: 'nope'"),
-        (["train", "--steps", "ten"], "invalid int value: 'ten'"),
-        (["bogus"], "invalid choice: 'bogus'"),
-        (["sample"], "the following arguments are required"),
+        # the others start a process each too (about 3 s, importing torch): the slow tier's
+        pytest.param(["train", "--steps", "ten"], "invalid int value: 'ten'", marks=SLOW),
+        pytest.param(["bogus"], "invalid choice: 'bogus'", marks=SLOW),
+        pytest.param(["sample"], "the following arguments are required", marks=SLOW),
     ],
 )
 def test_usage_errors_in_a_real_process(args, message):
@@ -95,11 +98,11 @@ def test_refuses_to_overwrite_a_run_unless_asked(cli, tmp_path):
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step-000010.safetensors"
 
 
-def test_resume_errors(cli, tmp_path):
+def test_resume_errors(cli, tmp_path, shared_run):
     code, _, err = cli("train", "--resume", tmp_path)
     assert code == 1 and "is not a ganforge run (no config.json)" in err
     run = tmp_path / "run"
-    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    shutil.copytree(shared_run, run)
     code, _, err = cli("train", "--resume", run, "lr_d=1")
     assert code == 2 and "optim.lr_d cannot change when resuming" in err
     code, _, err = cli("train", "--resume", run, "--seed", "3")
@@ -130,9 +133,9 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(cli, tmp_p
     assert (run / "checkpoints" / "step-000005.safetensors").is_file()
 
 
-def test_resume_refuses_a_run_of_another_architecture(cli, tmp_path):
+def test_resume_refuses_a_run_of_another_architecture(cli, tmp_path, shared_run):
     run = tmp_path / "run"
-    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    shutil.copytree(shared_run, run)
     cfg = (run / "config.json").read_text().replace('"latent_dim": 8', '"latent_dim": 9')
     (run / "config.json").write_text(cfg)
     code, _, err = cli("train", "--resume", run, "--steps", "6")
@@ -147,11 +150,10 @@ def test_corrupt_checkpoint_is_one_line(cli, tmp_path):
     assert code == 1 and "not a readable ganforge checkpoint" in err
 
 
-def test_sample_errors(cli, tmp_path):
+def test_sample_errors(cli, tmp_path, shared_run):
     code, _, err = cli("sample", tmp_path, "--n", "2", "--out", tmp_path / "x.npy")
     assert code == 1 and "not a ganforge run" in err
-    run = tmp_path / "run"
-    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+    run = shared_run
     code, _, err = cli("sample", run, "--n", "0", "--out", tmp_path / "x.npy")
     assert code == 1 and "--n must be a positive number" in err
     code, _, err = cli("sample", run, "--n", "2", "--out", tmp_path / "x.jpg")

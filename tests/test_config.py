@@ -121,6 +121,7 @@ def test_every_field_is_documented():
             assert len(line.split("  ")[-1]) > 5, line
 
 
+@pytest.mark.slow  # 100 examples x 6 keys (about 3 s)
 @given(st.text(max_size=20))
 def test_parser_never_raises_anything_but_config_error(raw):
     """Whatever the user types as a value, the answer is the value or a ConfigError."""
@@ -177,6 +178,7 @@ def _passes(key: str, value) -> bool:
 FIELDS = {k: t for k, t in c.fields_of(c.Config()).items() if k != "preset"}
 
 
+@pytest.mark.slow  # 60 examples, each reading config.json back (about 20 s)
 @settings(deadline=None, max_examples=60)
 @given(data=st.data(), key=st.sampled_from(sorted(FIELDS)))
 def test_every_valid_value_survives_the_command_line_toml_and_json(data, key, tmp_path_factory):

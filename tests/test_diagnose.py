@@ -272,6 +272,7 @@ def _warnings(run):
     return [(r["step"], r["warnings"]) for r in read_metrics(run) if "warnings" in r]
 
 
+@pytest.mark.slow  # 100 steps in 3 runs
 def test_a_deliberately_broken_run_warns_d_too_strong_once_and_resumes_without_repeating(
     cli, tmp_path
 ):

@@ -101,6 +101,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
+@pytest.mark.slow  # 2 processes (Gloo): the module's launch of 2 ranks
 @pytest.mark.parametrize("run", ["nobn", "bn-whole", "bn-parts", "gp"])
 def test_every_rank_holds_bit_identical_weights(ranks: Path, run: str) -> None:
     a, b = load_file(ranks / f"{run}.0.st"), load_file(ranks / f"{run}.1.st")
@@ -114,6 +115,7 @@ def test_every_rank_holds_bit_identical_weights(ranks: Path, run: str) -> None:
         assert not torch.equal(a["G.net.0.weight"], first["G.net.0.weight"])
 
 
+@pytest.mark.slow  # 2 processes (Gloo): the module's launch of 2 ranks
 def test_gradient_penalty_trains_under_ddp(ranks: Path) -> None:
     """WGAN-GP on 2 ranks: the weights stay identical (above) and finite, and training moved
     them from the initial weights."""
@@ -125,6 +127,7 @@ def test_gradient_penalty_trains_under_ddp(ranks: Path) -> None:
     assert [r["step"] for r in rows] == [5]
 
 
+@pytest.mark.slow  # 2 processes (Gloo): the module's launch of 2 ranks
 def test_two_ranks_with_half_batches_match_one_process(ranks: Path, tmp_path: Path) -> None:
     """No BatchNorm: DDP's mean of the two half-batch gradients is the full batch's gradient, and
     the ranks' data and z slices together are the single process's batch. Float32 sums in
@@ -169,6 +172,7 @@ def load_initial(run: Path) -> dict[str, torch.Tensor]:
     return _plain_weights(g, d)
 
 
+@pytest.mark.slow  # 2 processes (Gloo): the module's launch of 2 ranks
 def test_rank_zero_alone_writes(ranks: Path) -> None:
     assert not (ranks / "nobn-rank1").exists()
     run = ranks / "nobn-rank0"
@@ -180,6 +184,7 @@ def test_rank_zero_alone_writes(ranks: Path) -> None:
     assert len(list((run / "samples").iterdir())) == 2  # steps 0 and 10
 
 
+@pytest.mark.slow  # 2 processes (Gloo): the module's launch of 2 ranks
 def test_checkpoint_of_rank_zero_holds_its_weights(ranks: Path) -> None:
     saved = load_file(ranks / "bn-whole" / "checkpoints" / "step-000010.safetensors")
     live = load_file(ranks / "bn-whole.0.st")
@@ -187,6 +192,7 @@ def test_checkpoint_of_rank_zero_holds_its_weights(ranks: Path) -> None:
         assert torch.equal(saved[k], v), k
 
 
+@pytest.mark.slow  # 2 processes (Gloo): the module's launch of 2 ranks
 def test_stopped_and_resumed_with_two_ranks_ends_as_the_whole_run(ranks: Path) -> None:
     a, b = load_file(ranks / "bn-whole.0.st"), load_file(ranks / "bn-parts.0.st")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -198,6 +204,7 @@ def test_stopped_and_resumed_with_two_ranks_ends_as_the_whole_run(ranks: Path) -
     assert untimed[0] == untimed[1]
 
 
+@pytest.mark.slow  # 2 processes (Gloo): the module's launch of 2 ranks
 def test_resume_with_another_world_size_is_refused(ranks: Path) -> None:
     with pytest.raises(GanforgeError, match="trained by 2 process"):
         train(
@@ -209,6 +216,7 @@ def test_resume_with_another_world_size_is_refused(ranks: Path) -> None:
     assert np.isfinite([r["loss_d"] for r in read_metrics(ranks / "bn-whole")]).all()
 
 
+@pytest.mark.slow  # torchrun's 2 ranks in subprocesses, stopped with SIGINT
 def test_nproc_launches_ranks_one_speaks_and_ctrl_c_stops_them_together(tmp_path: Path) -> None:
     """`ganforge train --nproc 2`: torchrun's engine starts 2 ranks; a Ctrl-C (SIGINT to the
     whole process group, as a terminal sends it) stops both at the next log step, rank 0 writes

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import pytest
 import torch
 from torch import nn
-
-from conftest import TINY
 
 
 class _Small(nn.Module):
@@ -31,11 +30,10 @@ def net_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from ganforge.cli import main
-
+def tiny_run(tmp_path_factory, shared_run):
+    """The session's TINY run of 10 steps, copied: ``ganforge eval`` writes eval.json into it."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert main(["train", "--out", str(out), "--steps", "10", "--quiet", *TINY]) == 0
+    shutil.copytree(shared_run, out)
     return out
 
 

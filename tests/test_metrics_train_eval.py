@@ -50,6 +50,7 @@ def test_fid_rows_and_the_best_checkpoint(cli, tmp_path, points):
     assert json.loads((run / "eval.json").read_text())["step"] == best_step
 
 
+@pytest.mark.slow  # two runs and a resume with FID (about 6 s)
 def test_a_resumed_run_logs_the_same_fids_and_keeps_the_best(cli, tmp_path, points):
     whole, part = tmp_path / "whole", tmp_path / "part"
     assert _train(cli, whole, points, "--steps", "20", "train.eval_every=5")[0] == 0

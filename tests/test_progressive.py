@@ -164,6 +164,7 @@ PG = [
 ]
 
 
+@pytest.mark.slow  # two runs and a resume across a stage (about 6 s)
 def test_progressive_run_resumes_exactly_across_a_stage_boundary(cli, tmp_path):
     """Stop inside stage 1's fade, resume to the end of stage 2's: the weights and metrics of
     a run that never stopped, and one sample grid per finished stage."""

@@ -421,6 +421,7 @@ def _run_and_kill(driver: Path, args: list[str], crash_at: str, tmp: Path) -> No
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow  # 3 subprocesses killed with SIGKILL, 4 resumes
 def test_sigkill_at_random_points_then_resume_is_bit_identical(tiny, cli, tmp_path):
     """Killed three times (twice mid-step at random steps, once halfway through writing a
     checkpoint), resumed each time with --resume: the final G and D weights and the metrics

@@ -150,6 +150,7 @@ def _loaded_images(html: Path, tmp_path: Path) -> tuple[int, int]:
     return int(found.group(1)), int(found.group(2))
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(
     not CHROMIUM.is_file(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run adds it)"
 )

@@ -195,6 +195,7 @@ def _tiny_run(cli, out, preset: str, steps: int, every: int) -> None:
     assert code == 0, err
 
 
+@pytest.mark.slow  # the full theory pipeline on a 1-D run (about 16 s); the 2-D run stays fast
 def test_theory_command_on_a_1d_run(cli, tmp_path):
     import json
 
@@ -255,6 +256,7 @@ def test_theory_command_on_a_2d_run(cli, tmp_path):
     assert "HQ share" in out
 
 
+@pytest.mark.slow  # a second theory run (about 6 s); the 2-D one stays fast
 def test_theory_without_snapshots_uses_checkpoints(cli, tmp_path):
     run = tmp_path / "toy"
     _tiny_run(cli, run, "toy-1d", 4, 0)
@@ -264,12 +266,8 @@ def test_theory_without_snapshots_uses_checkpoints(cli, tmp_path):
     assert not (run / "theory" / "run.gif").exists()
 
 
-def test_theory_refuses_image_runs_and_bad_panels(cli, tmp_path):
-    from conftest import TINY
-
-    run = tmp_path / "mnist"
-    code, _, err = cli("train", "--steps", "2", "--out", run, "--quiet", *TINY)
-    assert code == 0, err
+def test_theory_refuses_image_runs_and_bad_panels(cli, tmp_path, shared_run):
+    run = shared_run  # an MNIST run, read only
     code, _, err = cli("theory", run)
     assert code == 1 and "1-D or 2-D points" in err and "Traceback" not in err
     code, _, err = cli("theory", run, "--panels", "5")

