@@ -31,6 +31,7 @@ def test_help_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
+
 SLOW = pytest.mark.slow
 
 
