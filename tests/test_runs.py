@@ -52,7 +52,8 @@ def test_the_best_fid_comes_back_from_the_best_checkpoint(cli, tmp_path):
     assert first.best_fid == math.inf  # no best checkpoint yet
     first.best_fid = 12.5
     first.save_checkpoint(folder.best_checkpoint.name)  # as the probe keeps one
-    assert checkpoint.meta_of(folder.checkpoints / "step-000010.safetensors")["best_fid"] == math.inf
+    meta = checkpoint.meta_of(folder.checkpoints / "step-000010.safetensors")
+    assert meta["best_fid"] == math.inf
     again = Trainer(cfg, folder, quiet=True)
     again.restore()
     assert again.best_fid == 12.5
@@ -69,10 +70,14 @@ def test_schedules_keep_their_horizon_when_a_resume_raises_the_steps(cli, tmp_pa
         code, _, err = cli("train", "--resume", run, "--steps", "14", "--quiet")
     assert code == 0, err
     (note,) = [str(w.message) for w in caught if "horizon" in str(w.message)]
-    assert note == resume_note(10, 14, True, False) == (
-        "train.steps is now 14, but the learning-rate decay keep(s) the run's horizon of 10 "
-        "steps, so that the steps already taken keep their maths; steps 11-14 run at the last "
-        "step's rates and without noise"
+    assert (
+        note
+        == resume_note(10, 14, True, False)
+        == (
+            "train.steps is now 14, but the learning-rate decay keep(s) the run's horizon of 10 "
+            "steps, so that the steps already taken keep their maths; steps 11-14 run at the last "
+            "step's rates and without noise"
+        )
     )
     _, meta = checkpoint.read(run / "checkpoints" / "step-000014.safetensors")
     assert meta["states"]["schedule"] == {"steps": 10}
