@@ -283,7 +283,7 @@ SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 # The names a key may take. Config knows names only: each table of implementations lives with
 # what it implements (``losses.LOSSES``, ``nets.ARCHS``, ``nets.conditional.CONDITIONING``,
 # ``train.guard``'s actions) and is checked against its row here by tests/test_config.py.
-LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan")
+LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 ARCH_NAMES = ("mlp", "dcgan", "progressive")
 COND_NAMES = ("concat", "projection", "acgan")
 NONFINITE_ACTIONS: dict[str, str] = {

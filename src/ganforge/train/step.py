@@ -228,7 +228,8 @@ class GANStep:
         return terms, seen
 
     def g_terms(self, fake: Tensor, real: Tensor) -> Terms:
-        """G's loss terms on fakes that carry G's graph; ``real`` serves feature matching."""
+        """G's loss terms on fakes that carry G's graph; ``real`` serves feature matching and
+        a loss that pairs fakes with reals (``Loss.g_needs_real``: D scores it, no graph)."""
         # (2) update G: minimise -log D(G(z)) ("ns") or log(1 - D(G(z))) ("minimax")
         sw = self.switches
         std = self.noise_std()
@@ -238,15 +239,20 @@ class GANStep:
         d = plain(self.D)  # outside DDP: G's update computes no gradient of D's weights
         self.D.requires_grad_(False)  # only d/dx of D is needed: skip D's weight gradients
         try:
+            real_logits = None
             if sw.feature_matching:  # ||E f(x) - E f(G(z))||^2, f: D's last features
                 with capture_features(unwrap(self.D)) as features, torch.no_grad():
-                    d(add_noise(real, std) if std > 0 else real)
+                    real_logits = d(add_noise(real, std) if std > 0 else real)
                 with capture_features(unwrap(self.D)) as fake_features:
-                    terms["loss_g"] = self.loss.g(d(fake))
+                    terms["loss_g"] = self.loss.g_loss(d(fake), real_logits)
                 fm = feature_matching(features[0], fake_features[0])
                 terms["fm"] = sw.feature_matching * fm
             else:
-                terms["loss_g"] = self.loss.g(d(fake))
+                fake_logits = d(fake)
+                if self.loss.g_needs_real:  # relativistic: each fake against a real, D(x) fixed
+                    with torch.no_grad():
+                        real_logits = d(add_noise(real, std) if std > 0 else real)
+                terms["loss_g"] = self.loss.g_loss(fake_logits, real_logits)
             if (aux := aux_terms(unwrap(self.D), fake)) is not None:  # AC-GAN: the class asked
                 terms["aux_g"] = sw.aux_weight * aux
         finally:
