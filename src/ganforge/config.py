@@ -102,6 +102,7 @@ class TrainConfig:
     eval_n: int = 1000  # samples behind each eval_every FID
     on_nonfinite: str = "stop"  # on a NaN/inf loss or weight: "stop", or "rollback" and retry
     max_rollbacks: int = 3  # rollbacks allowed in one run before it stops
+    sample_filter: str = "none"  # ganforge sample: none, or drs (rejection by D, Azadi 2019)
 
 
 @dataclass
@@ -287,6 +288,7 @@ SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 ARCH_NAMES = ("mlp", "dcgan", "progressive")
 COND_NAMES = ("concat", "projection", "acgan")
+SAMPLE_FILTERS = ("drs",)  # nets.filters.FILTERS; "none" keeps every sample
 NONFINITE_ACTIONS: dict[str, str] = {
     "stop": "stop with one line naming the step and the tensor; the last checkpoint is kept",
     "rollback": "reload the last good checkpoint, skip the failed batches, draw new noise",
@@ -297,6 +299,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.cond": ("none", *COND_NAMES),
     "preset": tuple(PRESETS),
     "train.on_nonfinite": tuple(NONFINITE_ACTIONS),
+    "train.sample_filter": ("none", *SAMPLE_FILTERS),
 }
 
 # Checks of range and choice, one row per field: (predicate, what the value must be).
