@@ -6,19 +6,23 @@ sigmoid(ln 3) = 3/4, sigmoid(-ln 3) = 1/4.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
+from ganforge.config import LOSS_NAMES
 from ganforge.losses import (
     LOSSES,
     d_bce,
     d_bce_smoothed,
     d_hinge,
     d_lsgan_smoothed,
+    d_rpgan,
     g_minimax,
     g_ns,
+    g_rpgan,
     value,
 )
 
@@ -109,6 +113,9 @@ EXPECTED = {
     "hinge": (1.75, 1.25),
     # 1/2 mean([1, 4]) + 1/2 mean([0.25, 9]) = 1.25 + 2.3125; G: 1/2 mean([0.25, 16]) = 4.0625
     "lsgan": (3.5625, 4.0625),
+    # pairs (2, 0.5) and (-1, -3): mean softplus(fake - real) = (sp(-1.5) + sp(-2)) / 2;
+    # G: mean softplus(real - fake) = (sp(1.5) + sp(2)) / 2
+    "rpgan": ((_sp(-1.5) + _sp(-2)) / 2, (_sp(1.5) + _sp(2)) / 2),
 }
 
 
@@ -121,7 +128,7 @@ def test_loss_values_by_hand(name):
     real, fake = _leaf(*REAL), _leaf(*FAKE)
     d, g = EXPECTED[name]
     assert_close(LOSSES[name].d(real, fake), torch.tensor(d, dtype=torch.float64))
-    assert_close(LOSSES[name].g(fake), torch.tensor(g, dtype=torch.float64))
+    assert_close(LOSSES[name].g_loss(fake, real), torch.tensor(g, dtype=torch.float64))
 
 
 def test_hinge_pushes_real_scores_up_and_fake_scores_down():
@@ -167,18 +174,79 @@ def test_lsgan_smoothing_moves_the_real_target():
 def test_table_flags():
     assert LOSSES["wgan"].clip and not LOSSES["wgan-gp"].clip
     assert LOSSES["wgan-gp"].gp == 10.0 and LOSSES["ns"].gp == 0.0
-    critics = {n for n, loss in LOSSES.items() if loss.d_smoothed is None}
+    critics = {n for n, loss in LOSSES.items() if loss.d_smoothed is None and not loss.g_needs_real}
     assert critics == {"wgan", "wgan-gp", "hinge"}
+    relativistic = {n for n, loss in LOSSES.items() if loss.g_needs_real}
+    assert relativistic == {"rpgan"} and LOSSES["rpgan"].d_smoothed is None
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_table_rows_are_complete(name):
     loss = LOSSES[name]
     logits = torch.zeros(4, 1)
-    assert torch.isfinite(loss.d(logits, logits)) and torch.isfinite(loss.g(logits))
+    assert torch.isfinite(loss.d(logits, logits)) and torch.isfinite(loss.g_loss(logits, logits))
     assert loss.about
 
 
 def test_table_maps_names_to_the_course_losses():
     assert LOSSES["ns"].g is g_ns and LOSSES["minimax"].g is g_minimax
     assert LOSSES["ns"].d is d_bce and LOSSES["minimax"].d is d_bce
+
+
+def test_the_table_and_the_config_list_the_same_names_in_order():
+    assert tuple(LOSSES) == LOSS_NAMES
+
+
+# The relativistic pairing GAN on three pairs (real logit a_i, fake logit b_i), in numpy.
+A, B = np.array([2.0, -1.0, 0.5]), np.array([0.5, -3.0, 1.0])
+
+
+def _np_sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_rpgan_discriminator_value_and_gradients_by_hand():
+    real, fake = _leaf(*A), _leaf(*B)
+    loss = d_rpgan(real, fake)
+    # softplus(-(a - b)) = log(1 + e^(b - a)), averaged over the pairs
+    assert_close(loss.item(), float(np.mean(np.logaddexp(0.0, B - A))))
+    loss.backward()
+    # d/da softplus(-(a - b)) = -sigmoid(-(a - b)); d/db = +sigmoid(-(a - b)); over N = 3
+    s = _np_sigmoid(-(A - B)) / 3
+    assert_close(real.grad.view(-1).numpy(), -s)
+    assert_close(fake.grad.view(-1).numpy(), s)
+
+
+def test_rpgan_generator_value_and_gradients_by_hand():
+    real, fake = _leaf(*A), _leaf(*B)
+    loss = LOSSES["rpgan"].g_loss(fake, real)
+    # softplus(-(b - a)) = log(1 + e^(a - b))
+    assert_close(loss.item(), float(np.mean(np.logaddexp(0.0, A - B))))
+    loss.backward()
+    # d/db softplus(-(b - a)) = -sigmoid(-(b - a)): G raises each fake above its real
+    s = _np_sigmoid(-(B - A)) / 3
+    assert_close(fake.grad.view(-1).numpy(), -s)
+    assert_close(real.grad.view(-1).numpy(), s)
+
+
+def test_rpgan_is_relative_and_paired():
+    """Only the differences a_i - b_i count: one constant added to every logit changes
+    nothing, and pairing the same logits otherwise changes the loss (unlike ns's means)."""
+    real, fake = _leaf(*A), _leaf(*B)
+    for f, args in ((d_rpgan, (real, fake)), (g_rpgan, (fake, real))):
+        assert_close(f(*(x + 7.0 for x in args)), f(*args))
+    swapped = _leaf(*B[[1, 0, 2]])
+    assert abs(d_rpgan(real, swapped).item() - d_rpgan(real, fake).item()) > 0.1
+    assert_close(d_bce(real, swapped), d_bce(real, fake))  # ns sees the means only
+    # at D's indifference (equal logits in every pair) both losses are log 2
+    same = _leaf(0.3, -2.0, 5.0)
+    assert_close(d_rpgan(same, same), torch.tensor(math.log(2), dtype=torch.float64))
+    assert_close(g_rpgan(same, same), torch.tensor(math.log(2), dtype=torch.float64))
+
+
+def test_rpgan_refuses_unpaired_logits_and_a_missing_real():
+    with pytest.raises(ValueError, match="pairs the i-th real"):
+        d_rpgan(_leaf(1.0, 2.0), _leaf(1.0))
+    with pytest.raises(ValueError, match="pass real_logits"):
+        LOSSES["rpgan"].g_loss(_leaf(1.0))
+    assert LOSSES["ns"].g_loss(_leaf(0.0)) == LOSSES["ns"].g_loss(_leaf(0.0), _leaf(5.0))

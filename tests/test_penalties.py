@@ -7,9 +7,19 @@ from scipy import stats
 from torch import nn
 from torch.testing import assert_close
 
-from ganforge.config import Config, ModelConfig
-from ganforge.penalties import clip_weights, gradient_penalty, interpolate, r1_penalty, safe_norm
+from ganforge.config import Config, ModelConfig, set_value
+from ganforge.errors import ConfigError
+from ganforge.losses import LOSSES
+from ganforge.penalties import (
+    clip_weights,
+    gradient_penalty,
+    interpolate,
+    r1_penalty,
+    r2_penalty,
+    safe_norm,
+)
 from ganforge.train.loop import build_step
+from ganforge.train.step import GANStep, Switches
 
 
 def _linear_critic(*w: float) -> nn.Linear:
@@ -127,3 +137,61 @@ def test_r1_in_the_step_reports_its_value():
     gan = _tiny_gan("ns", r1=1.0)
     out = gan([torch.randn(8, 3)])
     assert out["r1"] > 0
+
+
+def test_r2_of_a_linear_critic_is_half_gamma_norm_squared():
+    d = _linear_critic(3.0, 4.0)
+    fake = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    r2 = r2_penalty(fake, d(fake), gamma=0.2)
+    assert_close(r2, torch.tensor(0.1 * 25.0, dtype=torch.float64))
+    r2.backward()  # d/dw gamma/2 ||w||^2 = gamma w
+    assert_close(d.weight.grad, torch.tensor([[0.6, 0.8]], dtype=torch.float64))
+
+
+class _Shift(nn.Module):
+    """G(z) = z + 1, a generator whose samples D's penalties must not move."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = nn.Parameter(torch.ones(2, dtype=torch.float64))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z + self.b
+
+
+def _linear_step(**switches: float) -> GANStep:
+    g, d = _Shift(), _linear_critic(3.0, 4.0)
+    opt_g = torch.optim.SGD(g.parameters(), lr=0.0)
+    opt_d = torch.optim.SGD(d.parameters(), lr=0.0)  # rate 0: the weights stay w = (3, 4)
+    return GANStep(g, d, opt_g, opt_d, LOSSES["ns"], 2, Switches(**switches))
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_the_step_reports_r1_and_r2_of_a_linear_critic_exactly(joint):
+    """D(x) = w.x + 1/2 with ||w||^2 = 25: R1 = 0.5 * 0.4 * 25 = 5, R2 = 0.5 * 0.2 * 25 = 2.5,
+    whether D scores reals and fakes in one pass or two."""
+    gan = _linear_step(r1=0.4, r2=0.2)
+    gan.joint_d_pass = joint
+    torch.manual_seed(0)
+    out = gan([torch.randn(6, 2, dtype=torch.float64)])
+    assert out["r1"].item() == pytest.approx(5.0, rel=1e-12)
+    assert out["r2"].item() == pytest.approx(2.5, rel=1e-12)
+
+
+def test_r2_is_a_term_of_d_only_and_only_when_switched_on():
+    gan = _linear_step(r2=0.2)
+    real = torch.randn(6, 2, dtype=torch.float64)
+    fake = gan.G(torch.randn(6, 2, dtype=torch.float64))
+    terms, _ = gan.d_terms(real, fake.detach())
+    assert list(terms) == ["loss_d", "r2"]
+    terms["r2"].backward()  # gamma w on D's weights; nothing reaches G
+    assert_close(gan.D.weight.grad, torch.tensor([[0.6, 0.8]], dtype=torch.float64))
+    assert gan.G.b.grad is None
+    assert list(_linear_step().d_terms(real, fake.detach())[0]) == ["loss_d"]
+
+
+def test_r2_must_be_non_negative():
+    cfg = Config()
+    with pytest.raises(ConfigError, match=r"stab\.r2: must be >= 0"):
+        set_value(cfg, "stab.r2", "-1")
+    assert Config().stab.r2 == 0.0

@@ -111,6 +111,16 @@ def test_every_term_of_the_step_reaches_metrics_jsonl(cli, tmp_path):
     ]
 
 
+def test_r2_reaches_metrics_jsonl_beside_r1(cli, tmp_path):
+    run = tmp_path / "run"
+    switches = ["stab.r1=0.5", "stab.r2=0.5"]
+    assert cli("train", "--out", run, "--steps", "10", "--quiet", *TINY, *switches)[0] == 0
+    rows = read_metrics(run)
+    terms = ["loss_d", "loss_g", "d_real", "d_fake", "r1", "r2"]
+    assert all(list(r)[1 : 1 + len(terms)] == terms for r in rows)
+    assert all(r["r2"] > 0 for r in rows)
+
+
 def test_a_run_folder_reads_its_events_and_grids(tmp_path):
     folder = RunFolder(tmp_path)
     assert folder.events() == [] and folder.sample_grids() == [] and folder.stage_grids() == []

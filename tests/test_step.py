@@ -2,11 +2,13 @@
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
 
 from ganforge.config import Config, ModelConfig
+from ganforge.errors import ConfigError
 from ganforge.losses import LOSSES
 from ganforge.train.loop import build_step
 from ganforge.train.step import GANStep, batch_independent, grad_norm
@@ -80,6 +82,44 @@ def test_step_matches_the_textbook_loop():
             assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
+def _textbook_rpgan_step(G, D, opt_g, opt_d, real, z, loss):
+    """The relativistic pairing GAN written out: D on (x_i, G(z_i)) pairs; then G against
+    D's new logits on the same reals, which carry no graph."""
+    fake = G(z)
+    opt_d.zero_grad()
+    loss.d(D(real), D(fake.detach())).backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    loss.g(D(fake), D(real).detach()).backward()
+    opt_g.step()
+
+
+def test_rpgan_step_matches_its_textbook_loop():
+    """G's update scores the real batch with D's new weights, as constants: G moves as the
+    paired loss says, and D's weights get L_D's gradients alone."""
+    _, gan = _tiny()
+    gan.loss = LOSSES["rpgan"]
+    gan.G.double(), gan.D.double()
+    G2, D2 = copy.deepcopy(gan.G), copy.deepcopy(gan.D)
+    opt_g2 = torch.optim.Adam(G2.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d2 = torch.optim.Adam(D2.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        real = torch.rand(6, 1, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1
+        state = torch.get_rng_state()
+        out = gan([real])
+        torch.set_rng_state(state)
+        z = torch.randn(6, 4, dtype=torch.float64)
+        _textbook_rpgan_step(G2, D2, opt_g2, opt_d2, real, z, LOSSES["rpgan"])
+    assert set(out) == {"loss_d", "loss_g", "d_real", "d_fake"}
+    for a, b in zip(
+        list(gan.G.parameters()) + list(gan.D.parameters()),
+        list(G2.parameters()) + list(D2.parameters()),
+        strict=True,
+    ):
+        assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
 def test_measurements():
     _, gan = _tiny()
     stats = gan([torch.rand(6, 1, 4, 4) * 2 - 1], measure=True)
@@ -126,3 +166,10 @@ def test_one_pass_of_a_packing_d_splits_reals_from_fakes_by_packs():
     real_logits, fake_logits = gan.d_logits(real, fake)
     assert_close(real_logits, gan.D(real))  # [2, 1]
     assert_close(fake_logits, gan.D(fake))  # [3, 1]
+
+
+def test_rpgan_refuses_label_smoothing_in_one_line():
+    cfg = Config(model=ModelConfig(latent_dim=4, g_hidden=(8,), d_hidden=(8,)))
+    cfg.train.loss, cfg.stab.label_smoothing = "rpgan", True
+    with pytest.raises(ConfigError, match=r"needs a loss with targets .* not rpgan"):
+        build_step(cfg, (3,), torch.device("cpu"))

@@ -103,12 +103,14 @@ class TrainConfig:
     eval_n: int = 1000  # samples behind each eval_every FID
     on_nonfinite: str = "stop"  # on a NaN/inf loss or weight: "stop", or "rollback" and retry
     max_rollbacks: int = 3  # rollbacks allowed in one run before it stops
+    sample_filter: str = "none"  # ganforge sample: none, or drs (rejection by D, Azadi 2019)
 
 
 @dataclass
 class StabConfig:
     gp: float = 0.0  # gradient penalty lambda (Gulrajani 2017), any loss; 0 = off (wgan-gp: 10)
     r1: float = 0.0  # gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018)
+    r2: float = 0.0  # gamma of the R2 penalty gamma/2 E||grad D(G(z))||^2 on fakes (Mescheder 2018)
     clip: float = 0.01  # loss=wgan: D's weights clipped to [-clip, clip] after each D update
     label_smoothing: bool = False  # one-sided label smoothing: real targets smooth_real, fake 0
     smooth_real: float = 0.9  # the real target alpha of label smoothing (Salimans 2016)
@@ -284,9 +286,10 @@ SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 # The names a key may take. Config knows names only: each table of implementations lives with
 # what it implements (``losses.LOSSES``, ``nets.ARCHS``, ``nets.conditional.CONDITIONING``,
 # ``train.guard``'s actions) and is checked against its row here by tests/test_config.py.
-LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan")
+LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 ARCH_NAMES = ("mlp", "dcgan", "progressive")
 COND_NAMES = ("concat", "projection", "acgan")
+SAMPLE_FILTERS = ("drs",)  # nets.filters.FILTERS; "none" keeps every sample
 NONFINITE_ACTIONS: dict[str, str] = {
     "stop": "stop with one line naming the step and the tensor; the last checkpoint is kept",
     "rollback": "reload the last good checkpoint, skip the failed batches, draw new noise",
@@ -297,6 +300,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.cond": ("none", *COND_NAMES),
     "preset": tuple(PRESETS),
     "train.on_nonfinite": tuple(NONFINITE_ACTIONS),
+    "train.sample_filter": ("none", *SAMPLE_FILTERS),
 }
 
 # Checks of range and choice, one row per field: (predicate, what the value must be).
@@ -350,6 +354,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.max_rollbacks": _NON_NEGATIVE,
     "stab.gp": _NON_NEGATIVE,
     "stab.r1": _NON_NEGATIVE,
+    "stab.r2": _NON_NEGATIVE,
     "stab.clip": _POSITIVE,
     "stab.smooth_real": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "stab.instance_noise": _NON_NEGATIVE,

@@ -11,7 +11,8 @@ Goodfellow et al. (2014), "Generative Adversarial Nets", eq. (1):
 
 The other rows of ``LOSSES`` read D's output as a score (a critic): Wasserstein (Arjovsky et al.
 2017; Gulrajani et al. 2017), hinge (Lim & Ye 2017; Miyato et al. 2018) and least squares
-(Mao et al. 2017).
+(Mao et al. 2017); or, relativistic, as a logit of a real sample against a fake one (the
+relativistic pairing GAN, Sun et al. 2020): G's loss then needs D's logits on reals too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from ganforge.config import LOSS_NAMES
 
 Tensor = torch.Tensor
 
@@ -102,22 +105,61 @@ def g_lsgan(fake_scores: Tensor) -> Tensor:
     return 0.5 * (fake_scores - 1).square().mean()
 
 
+def _paired(fake_logits: Tensor, real_logits: Tensor) -> None:
+    if fake_logits.shape != real_logits.shape:
+        raise ValueError(
+            "a relativistic pairing loss pairs the i-th real with the i-th fake: logits of "
+            f"shapes {tuple(real_logits.shape)} and {tuple(fake_logits.shape)} do not pair"
+        )
+
+
+def d_rpgan(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """D's loss of the relativistic pairing GAN (Sun et al. 2020; the RpGAN of Huang et al.
+    2024): E softplus(-(D(x_i) - D(G(z_i)))) = -E log sigmoid(D(x_i) - D(G(z_i))).
+
+    D judges each real ``[N, 1]`` against the fake ``[N, 1]`` of the same row: the probability
+    that x_i is more real than G(z_i) is sigmoid of the difference of their logits.
+    """
+    _paired(fake_logits, real_logits)
+    return F.softplus(fake_logits - real_logits).mean()
+
+
+def g_rpgan(fake_logits: Tensor, real_logits: Tensor) -> Tensor:
+    """G's loss of the relativistic pairing GAN: E softplus(-(D(G(z_i)) - D(x_i))), the same
+    pairs with the roles swapped. ``real_logits`` carry no graph of G: only the fakes move."""
+    _paired(fake_logits, real_logits)
+    return F.softplus(real_logits - fake_logits).mean()
+
+
 @dataclass(frozen=True)
 class Loss:
     """One adversarial objective: D's loss on (real, fake) logits and G's loss on fake logits.
 
-    ``d_smoothed(real, fake, alpha)`` is D's loss with real targets ``alpha`` (None where targets
-    mean nothing, as for a critic); ``clip`` clips D's weights after each of its updates
-    (``train.clip``); ``gp`` is the gradient penalty's weight the loss brings with it (used when
-    ``stab.gp`` is 0).
+    ``g`` takes the fake logits alone, ``g(fake)``, or, for a loss with ``g_needs_real`` (a
+    relativistic one), the real logits of the same batch too, ``g(fake, real)``: the step then
+    scores the real batch in G's update (``g_loss`` calls either form).
+    ``d_smoothed(real, fake, alpha)`` is D's loss with real targets ``alpha`` (None where
+    targets mean nothing, as for a critic or a relativistic loss); ``clip`` clips D's weights
+    after each of its updates (``train.clip``); ``gp`` is the gradient penalty's weight the loss
+    brings with it (used when ``stab.gp`` is 0).
     """
 
     d: Callable[[Tensor, Tensor], Tensor]
-    g: Callable[[Tensor], Tensor]
+    g: Callable[..., Tensor]  # g(fake_logits), or g(fake_logits, real_logits): g_needs_real
     about: str
     d_smoothed: Callable[[Tensor, Tensor, float], Tensor] | None = None
     clip: bool = False
     gp: float = 0.0
+    g_needs_real: bool = False
+
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """G's loss on ``fake_logits``; ``real_logits`` (D on the reals paired with the fakes)
+        are passed on only to a loss that needs them, and must then be given."""
+        if not self.g_needs_real:
+            return self.g(fake_logits)
+        if real_logits is None:
+            raise ValueError("this loss scores G's fakes against reals: pass real_logits")
+        return self.g(fake_logits, real_logits)
 
 
 # The one table of objectives: the CLI's choices, config validation and the tests all read it.
@@ -151,4 +193,12 @@ LOSSES: dict[str, Loss] = {
     "lsgan": Loss(
         d_lsgan, g_lsgan, "least squares: D to 1 on real, 0 on fake; G to 1", d_lsgan_smoothed
     ),
+    "rpgan": Loss(
+        d_rpgan,
+        g_rpgan,
+        "relativistic pairing GAN: D by E softplus(D(G(z_i)) - D(x_i)), G by "
+        "E softplus(D(x_i) - D(G(z_i))), each real paired with a fake",
+        g_needs_real=True,
+    ),
 }
+assert tuple(LOSSES) == LOSS_NAMES

@@ -1,4 +1,4 @@
-"""Penalties on D that need D itself and autograd: gradient penalty, R1, weight clipping.
+"""Penalties on D that need D itself and autograd: gradient penalty, R1 and R2, weight clipping.
 
 Each returns a scalar tensor to add to D's loss (or, for clipping, acts on D's weights in place).
 """
@@ -48,14 +48,29 @@ def gradient_penalty(
     return weight * (safe_norm(grad) - 1).square().mean()
 
 
-def r1_penalty(real: Tensor, real_scores: Tensor, gamma: float) -> Tensor:
-    """R1 (Mescheder et al. 2018, eq. 9): gamma / 2 E_x[||grad_x D(x)||^2] on real data.
+def zero_centred_penalty(x: Tensor, scores: Tensor, gamma: float) -> Tensor:
+    """gamma / 2 E[||grad_x D(x)||^2]: D's input gradient pulled towards 0 where ``x`` lies.
 
-    ``real`` ``[N, ...]`` must require grad and ``real_scores`` ``[N, 1]`` be D's output on it,
-    so that the D pass of the loss serves the penalty too.
+    ``x`` ``[N, ...]`` must require grad and ``scores`` be D's output on it (``[N, 1]``, or a
+    row per pack for a packing D), so that the D pass of the loss serves the penalty too. The
+    graph is kept (create_graph) so that the penalty's gradient reaches D's weights.
     """
-    (grad,) = torch.autograd.grad(real_scores.sum(), real, create_graph=True)
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)  # [N, ...]
     return 0.5 * gamma * grad.flatten(1).square().sum(1).mean()
+
+
+def r1_penalty(real: Tensor, real_scores: Tensor, gamma: float) -> Tensor:
+    """R1 (Mescheder et al. 2018, eq. 9): gamma / 2 E_x[||grad_x D(x)||^2] on real data."""
+    return zero_centred_penalty(real, real_scores, gamma)
+
+
+def r2_penalty(fake: Tensor, fake_scores: Tensor, gamma: float) -> Tensor:
+    """R2 (Mescheder et al. 2018, eq. 10): gamma / 2 E_z[||grad_x D(G(z))||^2] on fakes.
+
+    ``fake`` are G's samples as D's inputs (detached from G, requiring grad). With R1 it is the
+    regulariser of the R3GAN recipe (Huang et al. 2024): D flat at both distributions.
+    """
+    return zero_centred_penalty(fake, fake_scores, gamma)
 
 
 @torch.no_grad()

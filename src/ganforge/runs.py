@@ -13,7 +13,8 @@ RUN/tb/                    TensorBoard events, when enabled
 RUN/snapshots/step-XXXXXX.safetensors  G and D weights, when train.snapshot_every > 0
 RUN/theory/                what ``ganforge theory`` draws
 
-A trained generator is loaded from here too (``load_generator``, ``sample``).
+A trained generator is loaded from here too (``load_generator``, ``sample``), and with its D
+for a sampling filter (``sample_filtered``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ganforge import checkpoint, nets
 from ganforge.config import Config, from_json
 from ganforge.errors import GanforgeError
 from ganforge.nets.conditional import sampling_labels
+from ganforge.nets.filters import FILTERS, Filtered
 
 BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
 EVAL_FILE = "eval.json"
@@ -297,3 +299,21 @@ def sample_labelled(
     latent = int(g.latent_dim)  # type: ignore[arg-type]
     z = torch.randn(n, latent, generator=gen).to(device)
     return nets.generate(g, z, y=None if y is None else y.to(device)).cpu(), y
+
+
+def sample_filtered(
+    run: str | Path,
+    n: int,
+    name: str,
+    seed: int = 0,
+    device: str = "cpu",
+    checkpoint_file: Path | None = None,
+) -> Filtered:
+    """``n`` samples of the run's G kept by the filter ``name`` (``nets.filters.FILTERS``)
+    with the run's D, drawn from a generator seeded with ``seed``. G is the moving average
+    when the run kept one (``load_nets``): D was trained against the live G, so its density
+    ratio then holds only approximately."""
+    if n <= 0:
+        raise GanforgeError(f"--n must be a positive number of samples, got {n}")
+    g, d, _ = load_nets(run, device, checkpoint_file)
+    return FILTERS[name](g, d, n, seed=seed, device=device)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from ganforge.config import CHOICES
+from ganforge.errors import GanforgeError
 from ganforge.plots import write_samples
-from ganforge.runs import sample_labelled
+from ganforge.runs import RunFolder, sample_filtered, sample_labelled
 
 DESCRIPTION = (
     "Write N samples of a run's generator: .npy (data space: images [N, C, H, W] in [-1, 1], "
     "points [N, D]) or .png (a grid). For a conditional run: --label L draws class L only; "
-    "without it every class in turn, and the .png has one row per class."
+    "without it every class in turn, and the .png has one row per class. --filter drs keeps "
+    "the samples the run's D accepts (Discriminator Rejection Sampling, Azadi et al. 2019)."
 )
 TAKES_OVERRIDES = False
 
@@ -31,12 +35,30 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
         metavar="L",
         help="conditional runs: draw class L only (default: every class in turn, a row each)",
     )
+    s.add_argument(
+        "--filter",
+        choices=CHOICES["train.sample_filter"],
+        help="none: every sample drawn; drs: those the run's D accepts, the acceptance rate on "
+        "stderr (default: the run's train.sample_filter)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-
-    x, y = sample_labelled(args.run, args.n, seed=args.seed, label=args.label)
-    write_samples(x, args.out, y)
-    what = "" if args.label is None else f" of class {args.label}"
-    print(f"wrote {len(x)} samples{what} to {args.out}")
+    name = args.filter or RunFolder(args.run).read_config().train.sample_filter
+    if name == "none":
+        x, y = sample_labelled(args.run, args.n, seed=args.seed, label=args.label)
+        write_samples(x, args.out, y)
+        what = "" if args.label is None else f" of class {args.label}"
+        print(f"wrote {len(x)} samples{what} to {args.out}")
+        return 0
+    if args.label is not None:
+        raise GanforgeError("--label needs --filter none: drs draws unconditional samples only")
+    kept = sample_filtered(args.run, args.n, name, seed=args.seed)
+    write_samples(kept.samples, args.out, None)
+    print(
+        f"{name}: accepted {kept.accepted} of {kept.candidates} candidates "
+        f"(acceptance rate {kept.rate:.3f}, gamma {kept.gamma:.3f})",
+        file=sys.stderr,
+    )
+    print(f"wrote {len(kept.samples)} samples ({name}) to {args.out}")
     return 0

@@ -8,7 +8,7 @@ fresh batch: the objective is unchanged, the second G forward of the textbook lo
 
 One code path, after stylegan2-ada's ``training/loss.py``: each update builds its loss as a
 dict of terms, an entry only for what is switched on (the adversarial loss always; the
-gradient penalty, R1, historical averaging, feature matching, AC-GAN's classifier when their
+gradient penalty, R1, R2, historical averaging, feature matching, AC-GAN's classifier when their
 switches are), sums them and reports each one. Hooks run after each update (weight clipping,
 the historical means, the moving average of G). With every switch off the terms are the
 adversarial losses alone and no hook runs: the textbook step.
@@ -78,6 +78,7 @@ class Switches:
     smooth_real: float = 1.0  # real target of D's loss; 1 = no smoothing
     gp: float = 0.0  # lambda of the gradient penalty
     r1: float = 0.0  # gamma of R1
+    r2: float = 0.0  # gamma of R2
     clip: float = 0.0  # clip D's weights to [-clip, clip] after each D update; 0 = off
     noise: float = 0.0  # instance noise std at step 0
     noise_steps: int = 0  # ... annealed linearly to 0 over these steps
@@ -118,6 +119,7 @@ def make_switches(cfg: Config, g: nn.Module, d: nn.Module, loss: Loss) -> Switch
         smooth_real=s.smooth_real if s.label_smoothing else 1.0,
         gp=s.gp or loss.gp,
         r1=s.r1,
+        r2=s.r2,
         clip=s.clip if loss.clip else 0.0,
         noise=s.instance_noise,
         noise_steps=s.noise_steps or cfg.train.steps,
@@ -207,6 +209,8 @@ class GANStep:
             real, fake = add_noise(real, std), add_noise(fake, std)
         if sw.r1:  # R1 needs d D(x) / dx: the same D pass serves the loss and the penalty
             real = real.detach().requires_grad_(True)
+        if sw.r2:  # R2 needs d D(G(z)) / dx, on the fakes as D's inputs (no graph to G)
+            fake = fake.detach().requires_grad_(True)
         real_logits, fake_logits = self.d_logits(real, fake)
         terms: Terms = {}
         if sw.smooth_real < 1 and self.loss.d_smoothed is not None:
@@ -217,6 +221,8 @@ class GANStep:
             terms["gp"] = penalties.gradient_penalty(self.D, real, fake, sw.gp)
         if sw.r1:  # gamma/2 E||grad D(x)||^2 on reals (Mescheder et al. 2018)
             terms["r1"] = penalties.r1_penalty(real, real_logits, sw.r1)
+        if sw.r2:  # gamma/2 E||grad D(G(z))||^2 on fakes (Mescheder et al. 2018)
+            terms["r2"] = penalties.r2_penalty(fake, fake_logits, sw.r2)
         if sw.hist_d is not None:  # w ||theta_D - mean of past theta_D||^2 (Salimans 2016)
             terms["hist_d"] = sw.hist_weight * sw.hist_d.penalty(self.D)
         if (aux := aux_terms(unwrap(self.D), real, fake)) is not None:  # AC-GAN: classify both
@@ -228,7 +234,8 @@ class GANStep:
         return terms, seen
 
     def g_terms(self, fake: Tensor, real: Tensor) -> Terms:
-        """G's loss terms on fakes that carry G's graph; ``real`` serves feature matching."""
+        """G's loss terms on fakes that carry G's graph; ``real`` serves feature matching and
+        a loss that pairs fakes with reals (``Loss.g_needs_real``: D scores it, no graph)."""
         # (2) update G: minimise -log D(G(z)) ("ns") or log(1 - D(G(z))) ("minimax")
         sw = self.switches
         std = self.noise_std()
@@ -238,15 +245,20 @@ class GANStep:
         d = plain(self.D)  # outside DDP: G's update computes no gradient of D's weights
         self.D.requires_grad_(False)  # only d/dx of D is needed: skip D's weight gradients
         try:
+            real_logits = None
             if sw.feature_matching:  # ||E f(x) - E f(G(z))||^2, f: D's last features
                 with capture_features(unwrap(self.D)) as features, torch.no_grad():
-                    d(add_noise(real, std) if std > 0 else real)
+                    real_logits = d(add_noise(real, std) if std > 0 else real)
                 with capture_features(unwrap(self.D)) as fake_features:
-                    terms["loss_g"] = self.loss.g(d(fake))
+                    terms["loss_g"] = self.loss.g_loss(d(fake), real_logits)
                 fm = feature_matching(features[0], fake_features[0])
                 terms["fm"] = sw.feature_matching * fm
             else:
-                terms["loss_g"] = self.loss.g(d(fake))
+                fake_logits = d(fake)
+                if self.loss.g_needs_real:  # relativistic: each fake against a real, D(x) fixed
+                    with torch.no_grad():
+                        real_logits = d(add_noise(real, std) if std > 0 else real)
+                terms["loss_g"] = self.loss.g_loss(fake_logits, real_logits)
             if (aux := aux_terms(unwrap(self.D), fake)) is not None:  # AC-GAN: the class asked
                 terms["aux_g"] = sw.aux_weight * aux
         finally:

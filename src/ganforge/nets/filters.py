@@ -1,0 +1,151 @@
+"""Sampling filters: keep or drop a trained G's samples by what the trained D says of them.
+
+Discriminator Rejection Sampling (Azadi et al. 2019). D's logit D~(x) = log(D / (1 - D)) is,
+for the optimal D, log p_data(x) / p_g(x): rejection sampling from p_g with acceptance
+p_data / (M p_g) = exp(D~(x) - D~_M) would draw from p_data, with M the ratio's maximum. DRS
+estimates D~_M as the largest logit seen (over a burn-in, raised as larger ones appear) and
+accepts x with probability sigmoid(F(x)), where (eq. 8)
+
+    F(x) = D~(x) - D~_M - log(1 - exp(D~(x) - D~_M - eps)) - gamma,
+
+the logit of exp(D~(x) - D~_M) (eps keeps the log finite at the maximum) shifted by gamma:
+gamma trades fidelity for the acceptance rate. It is set from the burn-in, as the
+``percentile``-th percentile of F (gamma = 0) there: a sample at that percentile is accepted
+with probability 1/2, the higher the percentile the fewer accepted.
+
+Pure functions of G, D and a seeded ``torch.Generator``; no run folder, no training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ganforge.config import SAMPLE_FILTERS
+from ganforge.errors import GanforgeError
+from ganforge.nets.conditional import is_conditional
+from ganforge.nets.layers import PackedD
+
+Tensor = torch.Tensor
+
+EPS = 1e-6  # keeps log(1 - exp(D~ - D~_M - eps)) finite at the maximum
+PERCENTILE = 95.0  # gamma: this percentile of F over the burn-in
+BURN_IN = 10_000  # samples scored to estimate D~_M and gamma before any is kept
+BATCH = 1000  # candidates drawn, generated and scored at once
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """What a filter kept: ``samples`` ``[n, ...]`` in the order drawn; ``rate``, the share of
+    candidates accepted after the burn-in (``accepted / candidates``); ``gamma`` and ``d_max``
+    (D~_M at the end) as the filter used them."""
+
+    samples: Tensor
+    rate: float
+    accepted: int
+    candidates: int
+    gamma: float
+    d_max: float
+
+
+def logits(d: nn.Module, x: Tensor) -> Tensor:
+    """D~(x) per sample ``[N]`` in float64: a packing D scores each sample as a pack of copies
+    of itself (``PackedD.score_each``), so that every candidate has its own logit."""
+    out = d.score_each(x) if isinstance(d, PackedD) else d(x)  # [N, 1]
+    return out.reshape(len(x)).double()
+
+
+def drs_f(d_logits: Tensor, d_max: float, eps: float = EPS) -> Tensor:
+    """F(x) + gamma = D~ - D~_M - log(1 - exp(D~ - D~_M - eps)) for logits ``[N]`` <= ``d_max``.
+
+    log(1 - e^a) is computed as log(-expm1(a)), exact for a near 0 where 1 - e^a cancels."""
+    delta = d_logits.double() - d_max
+    return delta - torch.log(-torch.expm1(delta - eps))
+
+
+def acceptance(d_logits: Tensor, d_max: float, gamma: float, eps: float = EPS) -> Tensor:
+    """The probability ``[N]`` of keeping each sample: sigmoid(F(x))."""
+    return torch.sigmoid(drs_f(d_logits, d_max, eps) - gamma)
+
+
+def drs_gamma(burn_in_logits: Tensor, percentile: float = PERCENTILE, eps: float = EPS) -> float:
+    """gamma: the ``percentile``-th percentile (linear interpolation, as numpy's) of F over the
+    burn-in's logits, with D~_M their maximum."""
+    d_max = float(burn_in_logits.max())
+    return float(torch.quantile(drs_f(burn_in_logits, d_max, eps), percentile / 100.0))
+
+
+def _draw(g: nn.Module, k: int, gen: torch.Generator, device: str) -> Tensor:
+    """``k`` candidates G(z), z ~ N(0, I) from ``gen`` (on the CPU, then moved)."""
+    z = torch.randn(k, int(g.latent_dim), generator=gen).to(device)  # type: ignore[arg-type]
+    return g(z)
+
+
+@torch.no_grad()
+def drs(
+    g: nn.Module,
+    d: nn.Module,
+    n: int,
+    seed: int = 0,
+    percentile: float = PERCENTILE,
+    burn_in: int = BURN_IN,
+    batch: int = BATCH,
+    eps: float = EPS,
+    max_candidates: int | None = None,
+    device: str = "cpu",
+) -> Filtered:
+    """Exactly ``n`` samples of G kept by Discriminator Rejection Sampling with D.
+
+    Draws from ``torch.Generator().manual_seed(seed)`` alone, in this order: the burn-in's z in
+    batches of ``batch`` (its samples only estimate D~_M and gamma; none is kept); then per
+    batch of candidates, z ``[batch, latent]`` and u ~ U[0, 1) ``[batch]``; a candidate is kept
+    when u < sigmoid(F(x)), D~_M first raised to the batch's largest logit. G and D run in eval
+    mode (restored afterwards). Refuses a conditional G or D, and stops with one line once
+    ``max_candidates`` (100 n + the burn-in unless given) are drawn without n kept.
+    """
+    if n <= 0:
+        raise GanforgeError(f"--n must be a positive number of samples, got {n}")
+    if is_conditional(g) or is_conditional(d):
+        raise GanforgeError("--filter drs works with unconditional runs only (model.cond=none)")
+    if not (0.0 <= percentile <= 100.0) or burn_in <= 0 or batch <= 0:
+        raise GanforgeError("drs: percentile in [0, 100], burn_in and batch > 0")
+    limit = max_candidates if max_candidates is not None else 100 * n + burn_in
+    modes = g.training, d.training
+    g.eval()
+    d.eval()
+    try:
+        gen = torch.Generator().manual_seed(seed)
+        burn = torch.cat(
+            [
+                logits(d, _draw(g, min(batch, burn_in - i), gen, device))
+                for i in range(0, burn_in, batch)
+            ]
+        )
+        d_max, gamma = float(burn.max()), drs_gamma(burn, percentile, eps)
+        kept: list[Tensor] = []
+        accepted = candidates = 0
+        while accepted < n:
+            if candidates >= limit:
+                raise GanforgeError(
+                    f"drs kept {accepted} of {n} samples in {candidates} candidates "
+                    f"(acceptance {accepted / candidates:.2%}); lower the percentile"
+                )
+            x = _draw(g, batch, gen, device)
+            u = torch.rand(batch, generator=gen, dtype=torch.float64)
+            lx = logits(d, x)
+            d_max = max(d_max, float(lx.max()))
+            keep = (u < acceptance(lx, d_max, gamma, eps).cpu()).to(x.device)
+            kept.append(x[keep].cpu())
+            accepted += int(keep.sum())
+            candidates += batch
+    finally:
+        g.train(modes[0])
+        d.train(modes[1])
+    return Filtered(torch.cat(kept)[:n], accepted / candidates, accepted, candidates, gamma, d_max)
+
+
+# The filters of ``ganforge sample --filter`` besides "none" (names: config.SAMPLE_FILTERS).
+FILTERS = {"drs": drs}
+assert tuple(FILTERS) == SAMPLE_FILTERS

@@ -1,0 +1,239 @@
+"""Discriminator Rejection Sampling against numpy by hand, on a G and a D known in closed form."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from conftest import TINY
+from ganforge import runs
+from ganforge.cli import main
+from ganforge.config import CHOICES, SAMPLE_FILTERS
+from ganforge.errors import GanforgeError
+from ganforge.nets.filters import (
+    EPS,
+    FILTERS,
+    PERCENTILE,
+    acceptance,
+    drs,
+    drs_f,
+    drs_gamma,
+    logits,
+)
+from ganforge.nets.layers import PackedD
+
+
+class _Identity(nn.Module):
+    """G(z) = z: the candidates are the latent draws themselves, z ~ N(0, 1) in 1-D."""
+
+    latent_dim = 1
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z.clone()
+
+
+class _Quadratic(nn.Module):
+    """D~(x) = a - x^2 / 2: its logit in closed form, largest at 0."""
+
+    def __init__(self, a: float = 1.0) -> None:
+        super().__init__()
+        self.a = a
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a - x.flatten(1).square().sum(1, keepdim=True) / 2  # [N, 1]
+
+
+def _np_f(lg: np.ndarray, m: float, gamma: float, eps: float = 1e-6) -> np.ndarray:
+    """F(x) of Azadi et al. (2019), eq. 8, written out in numpy."""
+    return lg - m - np.log(1 - np.exp(lg - m - eps)) - gamma
+
+
+def test_acceptance_probabilities_by_hand():
+    lg = np.array([0.3, -1.0, 2.0, 1.999, -8.0])
+    m, gamma = 2.0, 1.5
+    p = 1 / (1 + np.exp(-_np_f(lg, m, gamma)))
+    assert_close(acceptance(torch.tensor(lg), m, gamma).numpy(), p, rtol=1e-9, atol=0)
+    # at the maximum: F = -log(1 - e^-eps) - gamma ~ log(1e6) - gamma, nearly sure to be kept
+    assert_close(drs_f(torch.tensor([m]), m).item(), -math.log(-math.expm1(-EPS)))
+    assert acceptance(torch.tensor([m]), m, 0.0).item() > 1 - 1e-5
+    # far below it: F ~ D~ - D~_M - gamma, acceptance ~ the density ratio e^(D~ - D~_M) / e^gamma
+    assert_close(
+        acceptance(torch.tensor([m - 12.0]), m, 0.0).item(), math.exp(-12.0), rtol=1e-4, atol=0
+    )
+
+
+def test_gamma_is_the_percentile_of_f_over_the_burn_in():
+    lg = np.random.default_rng(0).normal(size=257)
+    expected = np.percentile(_np_f(lg, lg.max(), 0.0), 95.0)  # linear interpolation
+    assert PERCENTILE == 95.0
+    assert drs_gamma(torch.tensor(lg)) == pytest.approx(expected, rel=1e-12)
+    assert drs_gamma(torch.tensor(lg), 50.0) == pytest.approx(
+        np.median(_np_f(lg, lg.max(), 0.0)), rel=1e-12
+    )
+
+
+def _by_hand(n: int, seed: int, burn_in: int, batch: int, percentile: float, a: float = 1.0):
+    """The algorithm replayed in numpy on the same draws: burn-in batches of z, then per batch
+    z and u; D~_M raised to each batch's maximum before its probabilities."""
+    gen = torch.Generator().manual_seed(seed)
+    burn = np.concatenate(
+        [
+            torch.randn(min(batch, burn_in - i), 1, generator=gen).numpy()[:, 0]
+            for i in range(0, burn_in, batch)
+        ]
+    )
+    # D~ as D computes it, in float32 (each operation exact as in torch), then in float64
+    lg_burn = (np.float32(a) - burn**2 / np.float32(2)).astype(np.float64)
+    m = lg_burn.max()
+    gamma = np.percentile(_np_f(lg_burn, m, 0.0), percentile)
+    kept, probs, drawn = [], [], 0
+    while len(kept) < n:
+        z = torch.randn(batch, 1, generator=gen).numpy()[:, 0]
+        u = torch.rand(batch, generator=gen, dtype=torch.float64).numpy()
+        lg = (np.float32(a) - z**2 / np.float32(2)).astype(np.float64)
+        m = max(m, lg.max())
+        p = 1 / (1 + np.exp(-_np_f(lg, m, gamma)))
+        kept += list(z[u < p])
+        probs += list(p)
+        drawn += batch
+    return np.array(kept[:n]), len(kept) / drawn, gamma, np.array(probs)
+
+
+def test_drs_keeps_exactly_the_samples_numpy_keeps():
+    out = drs(_Identity(), _Quadratic(), 37, seed=3, burn_in=200, batch=16, percentile=80.0)
+    kept, rate, gamma, probs = _by_hand(37, 3, 200, 16, 80.0)
+    assert out.samples.shape == (37, 1)
+    assert_close(out.samples[:, 0].numpy(), kept)
+    assert out.rate == pytest.approx(rate) and out.gamma == pytest.approx(gamma, rel=1e-12)
+    assert out.candidates % 16 == 0 and out.accepted >= 37
+    # the filter favours D's high logits: kept samples sit nearer 0 than the candidates
+    assert np.mean(kept**2) < 0.7
+    assert 0 < probs.min() < probs.max() < 1
+
+
+@pytest.mark.parametrize("n", [1, 16, 50])
+def test_exactly_n_samples_come_back(n):
+    out = drs(_Identity(), _Quadratic(), n, seed=0, burn_in=64, batch=16)
+    assert out.samples.shape == (n, 1) and 0 < out.rate <= 1
+
+
+def test_reproducible_with_the_seed_and_no_global_rng():
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = drs(_Identity(), _Quadratic(), 20, seed=7, burn_in=100, batch=32)
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
+    torch.manual_seed(999)
+    b = drs(_Identity(), _Quadratic(), 20, seed=7, burn_in=100, batch=32)
+    c = drs(_Identity(), _Quadratic(), 20, seed=8, burn_in=100, batch=32)
+    assert torch.equal(a.samples, b.samples) and a.rate == b.rate
+    assert not torch.equal(a.samples, c.samples)
+
+
+def test_an_indifferent_d_keeps_half_the_samples():
+    """A constant logit: every F equals gamma, so every candidate is kept with probability 1/2."""
+
+    class _Flat(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(len(x), 1)
+
+    out = drs(_Identity(), _Flat(), 1000, seed=1, burn_in=64, batch=500)
+    assert_close(
+        acceptance(torch.zeros(3), 0.0, out.gamma), torch.full((3,), 0.5, dtype=torch.float64)
+    )
+    assert abs(out.rate - 0.5) < 0.05  # 2,000 or more candidates: 0.5 +- 0.011 (1 sd)
+
+
+def test_d_max_rises_when_a_larger_logit_appears():
+    """A burn-in far from D's peak: the candidates' larger logits raise D~_M."""
+
+    class _Far(nn.Module):
+        latent_dim = 1
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return z + (5.0 if self.calls == 1 else 0.0)  # the burn-in (one batch) at x ~ 5
+
+    out = drs(_Far(), _Quadratic(), 5, seed=0, burn_in=16, batch=16)
+    assert out.d_max > 1.0 - 0.5 * 2.0**2  # a logit of a candidate within 2 of 0
+
+
+def test_a_packing_d_scores_each_sample_as_a_pack_of_copies():
+    class _Inner(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # a pack [N, 3]: mean minus spread
+            return x.mean(1, keepdim=True) - x.std(1, keepdim=True)
+
+    d = PackedD(_Inner(), 3)
+    x = torch.tensor([[1.0], [-2.0], [0.5], [4.0]])  # 4 samples: not a multiple of the pack
+    assert_close(logits(d, x), torch.tensor([1.0, -2.0, 0.5, 4.0], dtype=torch.float64))
+    out = drs(_Identity(), d, 10, seed=0, burn_in=30, batch=10)
+    assert out.samples.shape == (10, 1)
+
+
+def test_conditional_runs_and_bad_parameters_are_refused_in_one_line():
+    g = _Identity()
+    g.num_classes = 10
+    with pytest.raises(GanforgeError, match="unconditional runs only"):
+        drs(g, _Quadratic(), 4)
+    with pytest.raises(GanforgeError, match="positive number"):
+        drs(_Identity(), _Quadratic(), 0)
+    with pytest.raises(GanforgeError, match=r"kept 0 of 4 samples in 32 candidates"):
+        # a D that rejects all but its burn-in's best: an acceptance near 0
+        drs(_Identity(), _Quadratic(), 4, burn_in=16, batch=16, percentile=100.0, max_candidates=32)
+
+
+def test_the_table_and_the_config_agree():
+    assert tuple(FILTERS) == SAMPLE_FILTERS
+    assert CHOICES["train.sample_filter"] == ("none", "drs")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 5-step run of the tiny course model, and one whose config asks for drs."""
+    root = tmp_path_factory.mktemp("runs")
+    for name, extra in (("plain", []), ("drs", ["train.sample_filter=drs"])):
+        assert (
+            main(["train", "--out", str(root / name), "--steps", "5", "--quiet", *TINY, *extra])
+            == 0
+        )
+    return root
+
+
+def test_sample_filter_none_is_todays_sample_bit_for_bit(cli, tiny_run, tmp_path):
+    run = tiny_run / "plain"
+    assert cli("sample", run, "--n", "10", "--seed", "4", "--out", tmp_path / "a.npy")[0] == 0
+    code, out, err = cli(
+        "sample", run, "--n", "10", "--seed", "4", "--out", tmp_path / "b.npy", "--filter", "none"
+    )
+    assert code == 0 and err == "" and out == f"wrote 10 samples to {tmp_path / 'b.npy'}\n"
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert np.array_equal(a, b) and a.tobytes() == b.tobytes()
+    assert np.array_equal(a, runs.sample(run, 10, seed=4).numpy())
+
+
+def test_sample_filter_drs_writes_n_samples_and_its_acceptance_rate(cli, tiny_run, tmp_path):
+    run = tiny_run / "plain"
+    code, out, err = cli("sample", run, "--n", "12", "--out", tmp_path / "d.npy", "--filter", "drs")
+    assert code == 0, err
+    x = np.load(tmp_path / "d.npy")
+    assert x.shape == (12, 1, 28, 28)
+    kept = runs.sample_filtered(run, 12, "drs")
+    assert np.array_equal(x, kept.samples.numpy())
+    assert f"acceptance rate {kept.rate:.3f}" in err and "(drs)" in out
+    # the run's config names the default filter; --filter none overrides it
+    code, _, err = cli("sample", tiny_run / "drs", "--n", "12", "--out", tmp_path / "e.npy")
+    assert code == 0 and "acceptance rate" in err
+    code, _, err = cli(
+        "sample", tiny_run / "drs", "--n", "3", "--out", tmp_path / "f.npy", "--filter", "none"
+    )
+    assert code == 0 and err == ""
+    code, _, err = cli(
+        "sample", run, "--n", "3", "--out", tmp_path / "g.npy", "--filter", "drs", "--label", "1"
+    )
+    assert code == 1 and "--label needs --filter none" in err
