@@ -13,8 +13,10 @@ folder; 20,000 samples of the final G (z drawn with seed 1) are scored by
 ``ganforge.metrics.modes.mode_metrics`` with the definitions of VEEGAN (Srivastava et al. 2017)
 and PacGAN (Lin et al. 2018): a sample is high quality within 3 std of its nearest mode; a mode
 is captured when it holds at least 1/5 of its expected number of high-quality samples; KL(q ||
-w) between the high-quality histogram q and the weights w. The table prints each seed, the mean
-and the standard deviation over seeds, and the training time.
+w) between the high-quality histogram q and the weights w. The same figures are given for the
+raw G and for G's samples kept by Discriminator Rejection Sampling (``--filter drs``, the
+run's D; Azadi et al. 2019). The table prints each seed, the mean and the standard deviation
+over seeds, and the training time.
 
 Published reference on the same 5 x 5 grid (PacGAN, Table 1; their nets and 2,500 samples): a
 plain GAN captures 17.3 of 25 modes; PacGAN4 24.8, with 93.6 % high quality and KL 0.04.
@@ -35,7 +37,7 @@ from pathlib import Path
 from ganforge import config
 from ganforge.data import mixture_of
 from ganforge.metrics.modes import mode_metrics
-from ganforge.runs import sample
+from ganforge.runs import sample, sample_filtered
 from ganforge.train.loop import train
 
 N_SAMPLES = 20_000
@@ -57,7 +59,8 @@ def run_one(
         train(cfg, out=Path(tmp) / "run", quiet=True)
         seconds = time.perf_counter() - t0
         x = sample(Path(tmp) / "run", N_SAMPLES, seed=1)
-    m = mode_metrics(x, mixture)
+        kept = sample_filtered(Path(tmp) / "run", N_SAMPLES, "drs", seed=1)
+    m, f = mode_metrics(x, mixture), mode_metrics(kept.samples, mixture)
     return {
         "preset": preset,
         "seed": seed,
@@ -66,6 +69,10 @@ def run_one(
         "n_modes": m["n_modes"],
         "hq_share": m["hq_share"],
         "kl": m["kl"],
+        "drs_modes": f["modes"],
+        "drs_hq_share": f["hq_share"],
+        "drs_kl": f["kl"],
+        "drs_rate": kept.rate,
         "train_s": seconds,
     }
 
@@ -75,7 +82,8 @@ def _job(job: tuple[str, int], steps: int | None, threads: int, extra: tuple[str
     r = run_one(preset, seed, steps, threads, extra)
     print(
         f"{preset} seed {seed}: {r['modes']}/{r['n_modes']} modes, "
-        f"HQ {100 * r['hq_share']:.1f} %, KL {r['kl']:.3f} ({r['train_s']:.0f} s)",
+        f"HQ {100 * r['hq_share']:.1f} %, KL {r['kl']:.3f}; DRS {r['drs_modes']} modes, "
+        f"HQ {100 * r['drs_hq_share']:.1f} %, KL {r['drs_kl']:.3f} ({r['train_s']:.0f} s)",
         file=sys.stderr,
         flush=True,
     )
@@ -90,22 +98,26 @@ def _mean_sd(values: list[float]) -> str:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| preset | seed | modes | high quality | KL | train s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| preset | seed | modes | high quality | KL | DRS modes | DRS high quality | DRS KL "
+        "| train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for preset in dict.fromkeys(r["preset"] for r in rows):
         mine = [r for r in rows if r["preset"] == preset]
         for r in mine:
             lines.append(
                 f"| {preset} | {r['seed']} | {r['modes']} / {r['n_modes']} | "
-                f"{100 * r['hq_share']:.1f} % | {r['kl']:.3f} | {r['train_s']:.0f} |"
+                f"{100 * r['hq_share']:.1f} % | {r['kl']:.3f} | {r['drs_modes']} | "
+                f"{100 * r['drs_hq_share']:.1f} % | {r['drs_kl']:.3f} | {r['train_s']:.0f} |"
             )
-        modes = [float(r["modes"]) for r in mine]
-        hq = [100 * r["hq_share"] for r in mine]
-        kl = [r["kl"] for r in mine]
+        cols = [
+            _mean_sd([float(r[k]) * (100 if "hq" in k else 1) for r in mine])
+            for k in ("modes", "hq_share", "kl", "drs_modes", "drs_hq_share", "drs_kl")
+        ]
         lines.append(
-            f"| **{preset} mean** | {len(mine)} seeds | {_mean_sd(modes)} | {_mean_sd(hq)} % | "
-            f"{_mean_sd(kl)} | {statistics.fmean(r['train_s'] for r in mine):.0f} |"
+            f"| **{preset} mean** | {len(mine)} seeds | {cols[0]} | {cols[1]} % | {cols[2]} | "
+            f"{cols[3]} | {cols[4]} % | {cols[5]} | "
+            f"{statistics.fmean(r['train_s'] for r in mine):.0f} |"
         )
     return "\n".join(lines)
 
