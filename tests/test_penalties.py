@@ -90,12 +90,14 @@ def test_interpolate_with_given_weights():
     assert_close(x, torch.tensor([[4.0] * 3, [10.0] * 3]))  # 0.25 * 10 + 0.75 * 2 = 4
 
 
-def test_r1_of_a_linear_critic_is_half_gamma_norm_squared():
+@pytest.mark.parametrize("penalty", [r1_penalty, r2_penalty], ids=["r1", "r2"])
+def test_r1_and_r2_of_a_linear_critic_are_half_gamma_norm_squared(penalty):
+    """R1 on reals, R2 on fakes: the same zero-centred penalty gamma/2 E||grad_x D(x)||^2."""
     d = _linear_critic(3.0, 4.0)
-    real = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
-    r1 = r1_penalty(real, d(real), gamma=0.2)
-    assert_close(r1, torch.tensor(0.1 * 25.0, dtype=torch.float64))
-    r1.backward()  # d/dw gamma/2 ||w||^2 = gamma w
+    x = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    value = penalty(x, d(x), gamma=0.2)
+    assert_close(value, torch.tensor(0.1 * 25.0, dtype=torch.float64))
+    value.backward()  # d/dw gamma/2 ||w||^2 = gamma w
     assert_close(d.weight.grad, torch.tensor([[0.6, 0.8]], dtype=torch.float64))
 
 
@@ -137,15 +139,6 @@ def test_r1_in_the_step_reports_its_value():
     gan = _tiny_gan("ns", r1=1.0)
     out = gan([torch.randn(8, 3)])
     assert out["r1"] > 0
-
-
-def test_r2_of_a_linear_critic_is_half_gamma_norm_squared():
-    d = _linear_critic(3.0, 4.0)
-    fake = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
-    r2 = r2_penalty(fake, d(fake), gamma=0.2)
-    assert_close(r2, torch.tensor(0.1 * 25.0, dtype=torch.float64))
-    r2.backward()  # d/dw gamma/2 ||w||^2 = gamma w
-    assert_close(d.weight.grad, torch.tensor([[0.6, 0.8]], dtype=torch.float64))
 
 
 class _Shift(nn.Module):
