@@ -18,7 +18,7 @@ Each event is appended to ``RUN/events.jsonl`` as one JSON object (``{"event": "
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,11 +170,12 @@ class NonFiniteGuard:
         stats: Mapping[str, torch.Tensor],
         modules: Mapping[str, nn.Module],
         weights: bool,
-        last_checkpoint: int | None,
+        last_checkpoint: Callable[[], int | None],
     ) -> Stop | Rollback | None:
         """What the loop should do after ``step``: None (go on), ``Rollback`` to the last good
         checkpoint, or ``Stop``. ``weights``: also check every weight (before a checkpoint is
-        written). ``last_checkpoint``: the step of the newest checkpoint, None if none."""
+        written). ``last_checkpoint()``: the step of the newest checkpoint, None if none (asked only
+        when something failed: it lists the checkpoint folder)."""
         found = self.problem(step, stats, modules)
         if found is None and weights:
             bad = nonfinite_tensors(modules)
@@ -182,7 +183,7 @@ class NonFiniteGuard:
         found = self._agree(found)
         if found is None:
             return None
-        last = last_checkpoint
+        last = last_checkpoint()
         if self.action == "rollback" and self.rollbacks < self.max_rollbacks and last is not None:
             return Rollback(found, last, self.rollbacks + 1)
         if last is None:

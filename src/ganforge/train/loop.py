@@ -462,7 +462,7 @@ class Trainer:
                             stats,
                             self.modules,
                             weights=ckpt_now,
-                            last_checkpoint=self.run.latest_checkpoint_step(),
+                            last_checkpoint=self.run.latest_checkpoint_step,
                         )
                     if isinstance(verdict, Rollback):
                         self.rollback(verdict)
