@@ -12,18 +12,24 @@ from conftest import TINY
 from ganforge import runs
 from ganforge.cli import main
 from ganforge.config import CHOICES, SAMPLE_FILTERS
+from ganforge.data import from_config
 from ganforge.errors import GanforgeError
 from ganforge.nets.filters import (
     EPS,
     FILTERS,
     PERCENTILE,
+    QUANTILE,
+    RATIO_FEATURES,
+    RatioNet,
     acceptance,
     drs,
     drs_f,
     drs_gamma,
     logits,
+    rejection,
 )
 from ganforge.nets.layers import PackedD
+from ganforge.train import calibrate
 
 
 class _Identity(nn.Module):
@@ -114,6 +120,31 @@ def test_drs_keeps_exactly_the_samples_numpy_keeps():
     assert 0 < probs.min() < probs.max() < 1
 
 
+def test_rejection_keeps_exactly_the_samples_numpy_keeps_with_a_fixed_quantile_maximum():
+    """min(1, exp(D~ - D~_M)), D~_M the burn-in logits' 0.9 quantile (numpy's linear one),
+    never raised: the logits above it are kept for sure."""
+    gen = torch.Generator().manual_seed(5)
+    burn = np.concatenate([torch.randn(16, 1, generator=gen).numpy()[:, 0] for _ in range(4)])
+    m = np.quantile((np.float32(1) - burn**2 / np.float32(2)).astype(np.float64), 0.9)
+    kept, drawn, sure = [], 0, 0
+    while len(kept) < 29:
+        z = torch.randn(16, 1, generator=gen).numpy()[:, 0]
+        u = torch.rand(16, generator=gen, dtype=torch.float64).numpy()
+        lg = (np.float32(1) - z**2 / np.float32(2)).astype(np.float64)
+        p = np.exp(np.minimum(lg - m, 0.0))
+        sure += int((p == 1).sum())
+        kept += list(z[u < p])
+        drawn += 16
+    out = rejection(_Identity(), _Quadratic(), 29, seed=5, quantile=0.9, burn_in=64, batch=16)
+    assert_close(out.samples[:, 0].numpy(), np.array(kept[:29]))
+    assert out.d_max == pytest.approx(m, rel=1e-12) and out.gamma == 0.0
+    assert out.candidates == drawn and out.rate == pytest.approx(len(kept) / drawn)
+    assert sure > 0  # some candidates lay above D~_M: kept with probability 1, not more
+    assert QUANTILE == 0.999
+    with pytest.raises(GanforgeError, match=r"kept \d+ of 500 samples in 16 .*; try --filter drs"):
+        rejection(_Identity(), _Quadratic(), 500, burn_in=16, batch=16, max_candidates=16)
+
+
 @pytest.mark.parametrize("n", [1, 16, 50])
 def test_exactly_n_samples_come_back(n):
     out = drs(_Identity(), _Quadratic(), n, seed=0, burn_in=64, batch=16)
@@ -190,7 +221,7 @@ def test_conditional_runs_and_bad_parameters_are_refused_in_one_line():
 
 def test_the_table_and_the_config_agree():
     assert tuple(FILTERS) == SAMPLE_FILTERS
-    assert CHOICES["train.sample_filter"] == ("none", "drs")
+    assert CHOICES["train.sample_filter"] == ("none", "drs", "rejection")
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +268,86 @@ def test_sample_filter_drs_writes_n_samples_and_its_acceptance_rate(cli, tiny_ru
         "sample", run, "--n", "3", "--out", tmp_path / "g.npy", "--filter", "drs", "--label", "1"
     )
     assert code == 1 and "--label needs --filter none" in err
+
+
+# ---- the filter's own D: a RatioNet fitted on the final G (train/calibrate.py) ----
+
+
+def test_ratio_net_standardises_the_data_and_lifts_it_by_fourier_features():
+    x = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]])
+    net = RatioNet(2, seed=3)
+    net.standardise(x)
+    # mean (2, 2); every coordinate 2 away from it: one standard deviation of 2
+    assert net.shift.tolist() == [2.0, 2.0] and net.scale.item() == 2.0
+    u = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]]) @ net.freq
+    assert_close(net(x), net.mlp(torch.cat([torch.sin(u), torch.cos(u)], 1)))
+    assert net.freq.shape == (2, RATIO_FEATURES)
+    same = RatioNet(2, seed=3)
+    same.load_state_dict(net.state_dict())
+    # the same seed draws the same frequencies; a moved and scaled copy of the data scores the
+    # same once standardised
+    assert torch.equal(RatioNet(2, seed=3).freq, net.freq)
+    same.standardise(3 * x - 7)
+    assert_close(same(3 * x - 7), net(x))
+    flat = RatioNet(2)
+    flat.standardise(torch.ones(5, 2))  # no spread at all: a scale of 1, not a division by 0
+    assert flat.scale.item() == 1.0
+
+
+class _Shift(nn.Module):
+    """G(z) = z + 3 in 1-D, with a weight that must not move while D is fitted on it."""
+
+    latent_dim = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.w + 3
+
+
+def test_fit_learns_the_log_density_ratio_of_two_gaussians_and_leaves_g_alone():
+    """real N(0, 1) against G's N(3, 1): log p_data / p_g = (9 - 6x) / 2, positive left of 1.5."""
+    g = _Shift().train()
+    real = torch.randn(4000, 1, generator=torch.Generator().manual_seed(0))
+    small = {"batch": 128, "hidden": (32,)}
+    net, loss = calibrate.fit(g, real, 300, seed=1, **small)
+    net2, loss2 = calibrate.fit(g, real, 300, seed=1, **small)
+    assert torch.equal(g.w, torch.ones(1)) and g.training  # G untouched, its mode restored
+    assert loss == loss2 and all(  # one seeded generator: the same net twice
+        torch.equal(a, b)
+        for a, b in zip(net.state_dict().values(), net2.state_dict().values(), strict=True)
+    )
+    assert 0.2 < loss < 2 * math.log(2)  # the two overlap: D cannot be sure of every point
+    x = torch.arange(7.0)[:, None] / 2  # 0, 0.5, ..., 3: where both have their mass
+    with torch.no_grad():
+        lg = net(x).flatten()
+    assert (lg - (9 - 6 * x.flatten()) / 2).abs().max() < 1.0  # 4.5 at 0 down to -4.5 at 3
+    with pytest.raises(ValueError, match="steps must be positive"):
+        calibrate.fit(g, real, 0)
+
+
+def test_a_run_with_filter_steps_keeps_the_fitted_d_and_drs_scores_with_it(tmp_path):
+    toy = ["data.source=ring8", "model.arch=mlp", "model.g_out=linear", "data.limit=512"]
+    run = tmp_path / "fitted"
+    args = ["train", "--out", str(run), "--steps", "5", "--quiet", *TINY, *toy]
+    assert main([*args, "train.filter_steps=3"]) == 0
+    g, d, fitted = runs.load_filter_nets(run)
+    assert fitted and isinstance(d, RatioNet) and not d.training
+    # the fitted D scores points in the data's units: its shift is the data's mean
+    data = from_config(runs.RunFolder(run).read_config().data)
+    assert_close(d.shift, data.x.mean(0))
+    kept = runs.sample_filtered(run, 20, "drs", seed=2)
+    assert_close(kept.samples, drs(g, d, 20, seed=2).samples)
+    plain = tmp_path / "plain"
+    assert main(["train", "--out", str(plain), "--steps", "5", "--quiet", *TINY, *toy]) == 0
+    assert runs.load_filter_nets(plain)[2] is False  # no fitted D: the run's own
+
+
+def test_filter_steps_on_images_is_refused_in_one_line(cli, tmp_path):
+    code, _, err = cli(
+        "train", "--out", tmp_path / "r", "--steps", "2", *TINY, "train.filter_steps=5"
+    )
+    assert code == 2 and err.count("\n") == 1 and "train.filter_steps fits" in err
+    assert not (tmp_path / "r").exists()

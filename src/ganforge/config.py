@@ -50,6 +50,7 @@ class ModelConfig:
     minibatch_kernel_dim: int = 5  # C, the size of each minibatch-discrimination kernel
     minibatch_stddev: bool = False  # append the batch's mean feature std to D's features (Karras)
     virtual_batch_norm: bool = False  # G's BatchNorm from a fixed reference batch (Salimans 2016)
+    standardize: bool = False  # points: G and D see the data standardised, G's samples mapped back
     pack: int = 1  # D judges packs of this many samples, all real or all fake (PacGAN); 1 = off
 
 
@@ -103,7 +104,8 @@ class TrainConfig:
     eval_n: int = 1000  # samples behind each eval_every FID
     on_nonfinite: str = "stop"  # on a NaN/inf loss or weight: "stop", or "rollback" and retry
     max_rollbacks: int = 3  # rollbacks allowed in one run before it stops
-    sample_filter: str = "none"  # ganforge sample: none, or drs (rejection by D, Azadi 2019)
+    sample_filter: str = "none"  # ganforge sample: none, drs (Azadi 2019) or rejection (by D)
+    filter_steps: int = 0  # points: steps fitting the filter's own D on the final G; 0: run's D
 
 
 @dataclass
@@ -187,10 +189,13 @@ _DCGAN_28: dict[str, Any] = {
     "train.log_every": 50,
 }
 
-# The 2-D mixtures: the best combination measured on grid25 and ring8 (docs/toy.md). Plain,
-# these nets cover 4 of 25 and 2 of 8 modes; packing is what spreads G over the modes.
-_TOY_MLP_2D: dict[str, Any] = {
+# points2d: one recipe for any 2-D points (docs/toy.md, "Every mode, sharply"). Packing spreads
+# G over the modes; the sampling filter, with a D fitted on the final G, takes away the samples
+# that a continuous G must leave between them. Plain, these nets cover 4 of 25 modes.
+_POINTS2D: dict[str, Any] = {
     **_TOY_MLP,
+    "data.source": "ring8",
+    "model.standardize": True,  # any scale of points: the nets see them standardised
     "model.pack": 4,  # PacGAN4 (Lin et al. 2018)
     "model.d_hidden": (256, 256),  # a packing D judges 4 points at once: a wider one
     "stab.ema": 0.999,  # samples from the moving average of G: tighter around the modes
@@ -199,6 +204,8 @@ _TOY_MLP_2D: dict[str, Any] = {
     "train.threads": 0,  # torch's default: both cores (16 % faster than one at these widths)
     "train.sample_every": 2000,  # a scatter of 1,000 samples takes 0.5 s to draw
     "train.snapshot_every": 2000,
+    "train.filter_steps": 1000,  # the filter's D, fitted on the final G
+    "train.sample_filter": "rejection",  # ganforge sample: rejection by that D's density ratio
 }
 
 PRESETS: dict[str, Preset] = {
@@ -271,13 +278,14 @@ PRESETS: dict[str, Preset] = {
             "train.snapshot_every": 25,
         },
     ),
-    "ring8": Preset(
-        "8 Gaussians on a circle (2-D), small MLPs, packing D, for mode counting (~2 min)",
-        {"data.source": "ring8", **_TOY_MLP_2D},
+    "points2d": Preset(
+        "any 2-D points or mixture (--data, default ring8): packing D, EMA, standardised data, "
+        "samples filtered by rejection with a D fitted on the final G (~3 min)",
+        _POINTS2D,
     ),
+    "ring8": Preset("points2d on 8 Gaussians on a circle (~3 min)", _POINTS2D),
     "grid25": Preset(
-        "25 Gaussians on a 5 x 5 grid (2-D), small MLPs, packing D, for mode counting (~2 min)",
-        {"data.source": "grid25", **_TOY_MLP_2D},
+        "points2d on 25 Gaussians on a 5 x 5 grid (~3 min)", {**_POINTS2D, "data.source": "grid25"}
     ),
 }
 
@@ -289,7 +297,7 @@ SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 ARCH_NAMES = ("mlp", "dcgan", "progressive")
 COND_NAMES = ("concat", "projection", "acgan")
-SAMPLE_FILTERS = ("drs",)  # nets.filters.FILTERS; "none" keeps every sample
+SAMPLE_FILTERS = ("drs", "rejection")  # nets.filters.FILTERS; "none" keeps every sample
 NONFINITE_ACTIONS: dict[str, str] = {
     "stop": "stop with one line naming the step and the tensor; the last checkpoint is kept",
     "rollback": "reload the last good checkpoint, skip the failed batches, draw new noise",

@@ -37,7 +37,7 @@ from ganforge.metrics.fid import FID
 from ganforge.metrics.score import histogram
 from ganforge.nets import generate
 from ganforge.nets.conditional import num_classes
-from ganforge.runs import RunFolder, load_generator, sample
+from ganforge.runs import RunFolder, load_generator, sample, sample_filtered
 
 Tensor = torch.Tensor
 
@@ -61,6 +61,7 @@ def evaluate_run(
     seed: int = 0,
     best: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    sample_filter: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the generator of the run folder ``run`` (its newest checkpoint, or
     ``checkpoints/best.safetensors`` with ``best``) against real data.
@@ -69,6 +70,8 @@ def evaluate_run(
     the run's image size and channels. ``n``: samples (default: up to 5,000, at most half the
     real set, since R_a and R_b need n each). ``features``: a network (module or TorchScript /
     torch.export file; default: the shipped MNIST classifier; points are their own features).
+    ``sample_filter``: "none" or a filter of ``nets.filters.FILTERS`` (default: the run's
+    ``train.sample_filter``, so that what is judged is what ``ganforge sample`` writes).
     Returns the dict that ``ganforge eval`` writes as eval.json (docs/evaluation.md).
     """
     stage = on_stage or (lambda text: None)
@@ -100,8 +103,12 @@ def evaluate_run(
         )
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     real_x = data.batch(perm[: 2 * n])
-    stage(f"drawing {n} samples")
-    fake = sample(folder.path, n, seed=seed, checkpoint_file=ckpt)
+    name = sample_filter or cfg.train.sample_filter
+    stage(f"drawing {n} samples" + ("" if name == "none" else f" ({name})"))
+    if name == "none":
+        fake = sample(folder.path, n, seed=seed, checkpoint_file=ckpt)
+    else:
+        fake = sample_filtered(folder.path, n, name, seed=seed, checkpoint_file=ckpt).samples
     if tuple(fake.shape[1:]) != tuple(real_x.shape[1:]):
         raise DataError(
             f"the run's samples have shape {list(fake.shape[1:])} but the real data "
@@ -124,6 +131,7 @@ def evaluate_run(
         "checkpoint": ckpt.name,
         "step": checkpoint.step_of(ckpt),
         "real": data.name,
+        "filter": name,
         "n": n,
         "feature_net": net_name,
         "bootstrap": bootstrap,

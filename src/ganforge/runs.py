@@ -20,6 +20,7 @@ for a sampling filter (``sample_filtered``).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from ganforge import checkpoint, nets
 from ganforge.config import Config, from_json
 from ganforge.errors import GanforgeError
 from ganforge.nets.conditional import sampling_labels
-from ganforge.nets.filters import FILTERS, Filtered
+from ganforge.nets.filters import FILTERS, Filtered, RatioNet
 
 BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
 EVAL_FILE = "eval.json"
@@ -243,6 +244,14 @@ def load_nets(
     """G and D of the newest intact checkpoint of ``run`` (or of ``checkpoint_file``), in eval
     mode (BatchNorm uses running statistics), and the sample shape. G is the moving average of
     G's weights when the run kept one (``stab.ema``)."""
+    g, d, shape, _ = _load(run, device, checkpoint_file)
+    return g, d, shape
+
+
+def _load(
+    run: str | Path, device: str, checkpoint_file: Path | None
+) -> tuple[nn.Module, nn.Module, tuple[int, ...], dict[str, torch.Tensor]]:
+    """``load_nets`` and every tensor of the checkpoint it read."""
     folder = RunFolder(Path(run))
     cfg = folder.read_config()
     if checkpoint_file is not None:
@@ -256,7 +265,25 @@ def load_nets(
         d.load_state_dict(checkpoint.subset(tensors, "D"))
     except RuntimeError as e:
         raise GanforgeError(f"{run}: the checkpoint does not fit the run's model ({e})") from None
-    return g.to(device).eval(), d.to(device).eval(), shape
+    return g.to(device).eval(), d.to(device).eval(), shape, tensors
+
+
+def load_filter_nets(
+    run: str | Path, device: str = "cpu", checkpoint_file: Path | None = None
+) -> tuple[nn.Module, nn.Module, bool]:
+    """G of ``load_nets`` and the D its sampling filter scores with: the D fitted on the final
+    G (``D_filter``, train.filter_steps) when the checkpoint holds one, else the run's D; and
+    whether it was the fitted one."""
+    g, d, shape, tensors = _load(run, device, checkpoint_file)
+    fitted = checkpoint.subset(tensors, "D_filter")
+    if not fitted:
+        return g, d, False
+    net = RatioNet(math.prod(shape))
+    try:
+        net.load_state_dict(fitted)
+    except RuntimeError as e:
+        raise GanforgeError(f"{run}: the checkpoint's filter D does not fit ({e})") from None
+    return g, net.to(device).eval(), True
 
 
 def load_generator(
@@ -309,11 +336,11 @@ def sample_filtered(
     device: str = "cpu",
     checkpoint_file: Path | None = None,
 ) -> Filtered:
-    """``n`` samples of the run's G kept by the filter ``name`` (``nets.filters.FILTERS``)
-    with the run's D, drawn from a generator seeded with ``seed``. G is the moving average
-    when the run kept one (``load_nets``): D was trained against the live G, so its density
-    ratio then holds only approximately."""
+    """``n`` samples of the run's G kept by the filter ``name`` (``nets.filters.FILTERS``),
+    drawn from a generator seeded with ``seed``, scored by the D of ``load_filter_nets``: the D
+    fitted on the final G when the run has one. Without it, the run's D was trained against the
+    live G (and G may be its moving average), so its density ratio holds only approximately."""
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
-    g, d, _ = load_nets(run, device, checkpoint_file)
+    g, d, _ = load_filter_nets(run, device, checkpoint_file)
     return FILTERS[name](g, d, n, seed=seed, device=device)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganforge import runs
+from ganforge.config import CHOICES
 from ganforge.errors import GanforgeError
 from ganforge.evaluation import evaluate_run
 from ganforge.metrics.compare import METRICS
@@ -68,6 +69,12 @@ def add_arguments(e: argparse.ArgumentParser) -> None:
     )
     e.add_argument("--seed", type=int, default=0, metavar="S", help="seed of samples and resamples")
     e.add_argument(
+        "--filter",
+        choices=CHOICES["train.sample_filter"],
+        help="judge the samples this filter keeps, as `ganforge sample --filter` writes them "
+        "(default: the run's train.sample_filter)",
+    )
+    e.add_argument(
         "--best",
         action="store_true",
         help="evaluate checkpoints/best.safetensors (kept by train.eval_every), not the newest",
@@ -84,12 +91,18 @@ def _num(v: float | None) -> str:
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
 
 
+def _filtered(result: dict[str, Any]) -> str:
+    name = result.get("filter", "none")
+    return "" if name == "none" else f" (kept by {name})"
+
+
 def print_table(result: dict[str, Any]) -> None:
 
     table = Table(
         title=f"{result['run']} ({result['checkpoint']}, step {result['step']})",
-        caption=f"n = {result['n']} samples against n real ({result['real']}); floor: a second, "
-        f"disjoint real set of n; 95 % interval from {result['bootstrap']} bootstrap resamples; "
+        caption=f"n = {result['n']} samples{_filtered(result)} against n real "
+        f"({result['real']}); floor: a second, disjoint real set of n; 95 % interval from "
+        f"{result['bootstrap']} bootstrap resamples; "
         f"features: {result['feature_net']}",
     )
     for col in ("metric", "value", "95 % interval", "real floor", "n", "better"):
@@ -150,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         "bootstrap": args.bootstrap,
         "seed": args.seed,
         "best": args.best,
+        "sample_filter": args.filter,
     }
     if console.is_terminal:
         with console.status("evaluating") as status:

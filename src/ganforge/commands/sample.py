@@ -14,8 +14,9 @@ from ganforge.runs import RunFolder, sample_filtered, sample_labelled
 DESCRIPTION = (
     "Write N samples of a run's generator: .npy (data space: images [N, C, H, W] in [-1, 1], "
     "points [N, D]) or .png (a grid). For a conditional run: --label L draws class L only; "
-    "without it every class in turn, and the .png has one row per class. --filter drs keeps "
-    "the samples the run's D accepts (Discriminator Rejection Sampling, Azadi et al. 2019)."
+    "without it every class in turn, and the .png has one row per class. --filter drs or "
+    "rejection keeps the samples the run's D accepts (Discriminator Rejection Sampling, Azadi "
+    "et al. 2019, or plain rejection by D's density ratio)."
 )
 TAKES_OVERRIDES = False
 
@@ -38,8 +39,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--filter",
         choices=CHOICES["train.sample_filter"],
-        help="none: every sample drawn; drs: those the run's D accepts, the acceptance rate on "
-        "stderr (default: the run's train.sample_filter)",
+        help="none: every sample drawn; drs, rejection: those the run's D accepts, the "
+        "acceptance rate on stderr (default: the run's train.sample_filter)",
     )
 
 

@@ -23,6 +23,12 @@ def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modul
     ``cfg.cond`` other than "none", class-conditional nets G(z, y), D(x, y) (nets/conditional.py).
     With ``cfg.pack`` m > 1, D is built for m samples joined and judges packs (``PackedD``).
     """
+    if cfg.standardize and (cfg.arch != "mlp" or cfg.cond != "none" or len(shape) != 1):
+        raise ConfigError(
+            "model.standardize works with points (1-D or 2-D data) and the unconditional mlp "
+            f"model; got model.arch={cfg.arch}, model.cond={cfg.cond}, samples of shape "
+            f"{list(shape)}"
+        )
     if cfg.cond != "none":
         if cfg.pack > 1:
             raise ConfigError("model.pack works with unconditional models only (model.cond=none)")

@@ -33,8 +33,9 @@ def base_nets(
             cfg.g_batchnorm,
             cfg.bn_momentum,
             out=cfg.g_out,
+            standardize=cfg.standardize,
         )
-        return g, MLPDiscriminator(d_shape, cfg.d_hidden, cfg.leak)
+        return g, MLPDiscriminator(d_shape, cfg.d_hidden, cfg.leak, cfg.standardize)
     if cfg.arch == "dcgan":
         if len(shape) != 3 or shape[1] != shape[2]:
             raise ConfigError(

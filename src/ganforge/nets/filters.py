@@ -13,11 +13,24 @@ gamma trades fidelity for the acceptance rate. It is set from the burn-in, as th
 ``percentile``-th percentile of F (gamma = 0) there: a sample at that percentile is accepted
 with probability 1/2, the higher the percentile the fewer accepted.
 
+``rejection`` is the rejection sampling DRS starts from, gamma = 0: x kept with probability
+min(1, exp(D~(x) - D~_M)). With the largest logit as D~_M, one outlier makes the acceptance
+vanish, so D~_M is a high quantile of the burn-in's logits instead, held fixed; samples above
+it are always kept. It keeps the mixture's weights where DRS's gamma skews them (docs/toy.md).
+
+The filter is only as good as D's density ratio. The run's D was trained against a moving G
+(and a packing D scores packs, not samples), so DRS as the paper does it continues training a
+D on the final G, held fixed (``train.filter_steps``, train/calibrate.py). For points (1-D or
+2-D data) that D is a ``RatioNet``: the data standardised, lifted by random Fourier features
+(Tancik et al. 2020) so that a small MLP can draw boundaries as sharp as a mode of std 0.02,
+and an MLP on top.
+
 Pure functions of G, D and a seeded ``torch.Generator``; no run folder, no training.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +47,7 @@ EPS = 1e-6  # keeps log(1 - exp(D~ - D~_M - eps)) finite at the maximum
 PERCENTILE = 95.0  # gamma: this percentile of F over the burn-in
 BURN_IN = 10_000  # samples scored to estimate D~_M and gamma before any is kept
 BATCH = 1000  # candidates drawn, generated and scored at once
+QUANTILE = 0.999  # rejection: D~_M is this quantile of the burn-in's logits
 
 
 @dataclass(frozen=True)
@@ -105,13 +119,86 @@ def drs(
     mode (restored afterwards). Refuses a conditional G or D, and stops with one line once
     ``max_candidates`` (100 n + the burn-in unless given) are drawn without n kept.
     """
+    if not (0.0 <= percentile <= 100.0) or burn_in <= 0 or batch <= 0:
+        raise GanforgeError("drs: percentile in [0, 100], burn_in and batch > 0")
+    return _filter(
+        "drs",
+        g,
+        d,
+        n,
+        seed,
+        burn_in,
+        batch,
+        max_candidates if max_candidates is not None else 100 * n + burn_in,
+        device,
+        start=lambda burn: (float(burn.max()), drs_gamma(burn, percentile, eps)),
+        accept=lambda lx, d_max, gamma: acceptance(lx, d_max, gamma, eps),
+        rises=True,
+        hint="lower the percentile",
+    )
+
+
+@torch.no_grad()
+def rejection(
+    g: nn.Module,
+    d: nn.Module,
+    n: int,
+    seed: int = 0,
+    quantile: float = QUANTILE,
+    burn_in: int = BURN_IN,
+    batch: int = BATCH,
+    max_candidates: int | None = None,
+    device: str = "cpu",
+) -> Filtered:
+    """Exactly ``n`` samples of G kept by plain rejection sampling on D's density ratio: x is
+    kept with probability min(1, exp(D~(x) - D~_M)), D~_M the ``quantile`` of the burn-in's
+    logits, held fixed (gamma = 0 in DRS's terms). For the optimal D this draws from p_data
+    wherever p_data / p_g <= exp(D~_M), and from p_g, scaled, where the ratio is larger. Its
+    acceptance rate is low (about 1 / exp(D~_M)), which costs little for points.
+
+    Draws as ``drs`` does; ``max_candidates`` defaults to 1,000 n + the burn-in.
+    """
+    if not (0.0 < quantile <= 1.0) or burn_in <= 0 or batch <= 0:
+        raise GanforgeError("rejection: quantile in (0, 1], burn_in and batch > 0")
+    return _filter(
+        "rejection",
+        g,
+        d,
+        n,
+        seed,
+        burn_in,
+        batch,
+        max_candidates if max_candidates is not None else 1000 * n + burn_in,
+        device,
+        start=lambda burn: (float(torch.quantile(burn, quantile)), 0.0),
+        accept=lambda lx, d_max, _gamma: torch.exp((lx - d_max).clamp(max=0.0)),
+        rises=False,
+        hint="try --filter drs, or none",
+    )
+
+
+def _filter(
+    name: str,
+    g: nn.Module,
+    d: nn.Module,
+    n: int,
+    seed: int,
+    burn_in: int,
+    batch: int,
+    limit: int,
+    device: str,
+    start: Callable[[Tensor], tuple[float, float]],
+    accept: Callable[[Tensor, float, float], Tensor],
+    rises: bool,
+    hint: str,
+) -> Filtered:
+    """The loop of both filters: D~_M and gamma from the burn-in (``start``), then candidates
+    kept with the probabilities ``accept`` gives, D~_M raised to each batch's largest logit
+    when ``rises``."""
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
     if is_conditional(g) or is_conditional(d):
-        raise GanforgeError("--filter drs works with unconditional runs only (model.cond=none)")
-    if not (0.0 <= percentile <= 100.0) or burn_in <= 0 or batch <= 0:
-        raise GanforgeError("drs: percentile in [0, 100], burn_in and batch > 0")
-    limit = max_candidates if max_candidates is not None else 100 * n + burn_in
+        raise GanforgeError(f"--filter {name} works with unconditional runs only (model.cond=none)")
     modes = g.training, d.training
     g.eval()
     d.eval()
@@ -123,20 +210,21 @@ def drs(
                 for i in range(0, burn_in, batch)
             ]
         )
-        d_max, gamma = float(burn.max()), drs_gamma(burn, percentile, eps)
+        d_max, gamma = start(burn)
         kept: list[Tensor] = []
         accepted = candidates = 0
         while accepted < n:
             if candidates >= limit:
                 raise GanforgeError(
-                    f"drs kept {accepted} of {n} samples in {candidates} candidates "
-                    f"(acceptance {accepted / candidates:.2%}); lower the percentile"
+                    f"{name} kept {accepted} of {n} samples in {candidates} candidates "
+                    f"(acceptance {accepted / candidates:.2%}); {hint}"
                 )
             x = _draw(g, batch, gen, device)
             u = torch.rand(batch, generator=gen, dtype=torch.float64)
             lx = logits(d, x)
-            d_max = max(d_max, float(lx.max()))
-            keep = (u < acceptance(lx, d_max, gamma, eps).cpu()).to(x.device)
+            if rises:
+                d_max = max(d_max, float(lx.max()))
+            keep = (u < accept(lx, d_max, gamma).cpu()).to(x.device)
             kept.append(x[keep].cpu())
             accepted += int(keep.sum())
             candidates += batch
@@ -146,6 +234,49 @@ def drs(
     return Filtered(torch.cat(kept)[:n], accepted / candidates, accepted, candidates, gamma, d_max)
 
 
+RATIO_FEATURES = 128  # random frequencies of a RatioNet (a sine and a cosine of each)
+RATIO_SIGMA = 10.0  # their standard deviation, per unit of the data's standard deviation
+RATIO_HIDDEN = (256, 256)  # the MLP on the features, LeakyReLU(0.2)
+
+
+class RatioNet(nn.Module):
+    """A discriminator for flat points ``[N, dim]``: logit = MLP([sin(u B), cos(u B)]) with
+    u = (x - shift) / scale, B ``[dim, RATIO_FEATURES]`` drawn once from N(0, RATIO_SIGMA^2);
+    B and the MLP's first weights come from ``seed`` alone. ``shift`` (the data's mean) and
+    ``scale`` (its standard deviation over every coordinate) are buffers set by
+    ``standardise``: saved with the weights, so the net scores points in the data's units."""
+
+    shift: Tensor
+    scale: Tensor
+    freq: Tensor
+
+    def __init__(self, dim: int, seed: int = 0, hidden: tuple[int, ...] = RATIO_HIDDEN) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(()))
+        layers: list[nn.Module] = []
+        width = 2 * RATIO_FEATURES
+        with torch.random.fork_rng(devices=[]):  # from ``seed`` alone; the global RNG untouched
+            torch.manual_seed(seed)
+            self.register_buffer("freq", torch.randn(dim, RATIO_FEATURES) * RATIO_SIGMA)
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+                width = h
+            self.mlp = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    @torch.no_grad()
+    def standardise(self, x: Tensor) -> None:
+        """Set ``shift`` and ``scale`` from data ``x`` ``[N, dim]`` (a scale of 0 becomes 1)."""
+        x = x.flatten(1).to(self.shift)
+        self.shift.copy_(x.mean(0))
+        sd = (x - self.shift).square().mean().sqrt()
+        self.scale.copy_(torch.where(sd > 0, sd, torch.ones_like(sd)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        u = ((x.flatten(1) - self.shift) / self.scale) @ self.freq  # [N, RATIO_FEATURES]
+        return self.mlp(torch.cat([torch.sin(u), torch.cos(u)], dim=1))  # [N, 1]
+
+
 # The filters of ``ganforge sample --filter`` besides "none" (names: config.SAMPLE_FILTERS).
-FILTERS = {"drs": drs}
+FILTERS = {"drs": drs, "rejection": rejection}
 assert tuple(FILTERS) == SAMPLE_FILTERS

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +28,53 @@ from ganforge.errors import ConfigError
 Tensor = torch.Tensor
 
 VBN_REFERENCE = 64  # size of virtual batch norm's fixed reference batch of z
+
+
+class Standardise(nn.Module):
+    """The data's units in and out of a net that works on standardised points (model.standardize).
+
+    D's first layer maps x to (x - shift) / scale; G's last maps its output u to
+    u scale + shift, so that G's samples are in the data's units. ``shift`` ``[width]`` and
+    ``scale`` ``[]`` are buffers (saved with the weights), identity until ``set``: the trainer
+    sets them from the data once, before the first step. A packing D's input joins m samples,
+    so its ``shift`` repeats the data's mean m times.
+    """
+
+    shift: Tensor
+    scale: Tensor
+
+    def __init__(self, width: int, inverse: bool) -> None:
+        super().__init__()
+        self.inverse = inverse
+        self.register_buffer("shift", torch.zeros(width))
+        self.register_buffer("scale", torch.ones(()))
+
+    @torch.no_grad()
+    def set(self, mean: Tensor, std: float) -> None:
+        """``mean`` ``[dim]`` (tiled to the layer's width) and ``std`` > 0 of the data."""
+        width = len(self.shift)
+        if width % len(mean) or std <= 0:
+            raise ValueError(f"mean of {len(mean)} for width {width}, std {std}")
+        self.shift.copy_(mean.to(self.shift).repeat(width // len(mean)))
+        self.scale.fill_(std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.inverse:
+            return x * self.scale + self.shift
+        return (x - self.shift) / self.scale
+
+
+def standardise(modules: Iterable[nn.Module], x: Tensor) -> int:
+    """Set every ``Standardise`` layer in ``modules`` from points ``x`` ``[N, dim]``: the mean
+    per coordinate and one standard deviation over all coordinates (an isotropic scale keeps
+    the data's shape: circles stay circles). Returns how many layers were set."""
+    x = x.flatten(1).double()
+    mean = x.mean(0)
+    std = float((x - mean).square().mean().sqrt()) or 1.0
+    layers = [m for net in modules for m in net.modules() if isinstance(m, Standardise)]
+    for layer in layers:
+        layer.set(mean.float(), std)
+    return len(layers)
 
 
 class MinibatchDiscrimination(nn.Module):

@@ -18,6 +18,8 @@ import math
 import torch
 from torch import nn
 
+from ganforge.nets.layers import Standardise
+
 
 class MLPGenerator(nn.Module):
     """z ``[N, latent]`` -> sample ``[N, *shape]`` through Linear-LeakyReLU-BatchNorm blocks."""
@@ -32,6 +34,7 @@ class MLPGenerator(nn.Module):
         bn_momentum: float = 0.2,
         bn_eps: float = 1e-5,
         out: str = "tanh",
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
@@ -46,6 +49,8 @@ class MLPGenerator(nn.Module):
         layers.append(nn.Linear(width, math.prod(shape)))
         if out == "tanh":
             layers.append(nn.Tanh())  # images live in [-1, 1]
+        if standardize:  # G works in standard units; its samples come out in the data's
+            layers.append(Standardise(math.prod(shape), inverse=True))
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -60,9 +65,12 @@ class MLPDiscriminator(nn.Module):
         shape: tuple[int, ...],
         hidden: tuple[int, ...] = (512, 256),
         leak: float = 0.2,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
+        if standardize:  # the data's units in, standard units on
+            layers.append(Standardise(math.prod(shape), inverse=False))
         width = math.prod(shape)
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(leak)]

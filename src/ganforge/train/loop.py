@@ -35,11 +35,12 @@ from ganforge.errors import ConfigError, DivergedError, GanforgeError
 from ganforge.evaluation import FidProbe
 from ganforge.losses import LOSSES
 from ganforge.nets.conditional import sampling_labels
+from ganforge.nets.layers import standardise
 from ganforge.nets.progressive import START
 from ganforge.plots import loss_plot, samples_png
 from ganforge.runs import RunFolder, default_out
+from ganforge.train import calibrate, distributed
 from ganforge.train import device as devices
-from ganforge.train import distributed
 from ganforge.train.guard import NonFiniteGuard, Rollback, Stop, reseed
 from ganforge.train.schedule import GrowthState, Horizon, growing, growth_at, lr_factor, resume_note
 from ganforge.train.step import GRADS, STATS, GANStep, make_switches
@@ -244,6 +245,11 @@ class Trainer:
             )
         if cfg.model.cond != "none":
             check_labels(self.data, cfg.model.num_classes)
+        if t.filter_steps and self.data.kind != "points":
+            raise ConfigError(
+                "train.filter_steps fits the sampling filter's D for points data (1-D or 2-D); "
+                f"{self.data.name} is images: set train.filter_steps=0"
+            )
         if t.batch_size % cfg.model.pack:  # each process packs its own slice of the batch
             raise ConfigError(
                 f"model.pack={cfg.model.pack} needs train.batch_size divisible by it, "
@@ -257,6 +263,8 @@ class Trainer:
         _check_batchnorm(t.batch_size, {"G": g, "D": dis})  # per process
         # plain modules: checkpoints and samples (G_ema, historical means: when switched on)
         self.modules = {"G": g, "D": dis, **self.gan.switches.modules()}
+        if cfg.model.standardize:  # weights saved by a resumed run's checkpoint replace these
+            standardise(self.modules.values(), self.data.x)
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
         self.sampler = BatchSampler(len(self.data), global_batch, t.seed)
         self.batches = devices.DeviceBatches(self.data, self.device, t.channels_last)
@@ -495,15 +503,32 @@ class Trainer:
             display.close()
             if self.writer is not None:
                 self.writer.close()
-        if self.dist.is_main:
-            write_loss_plot(self.run, self.cfg)
         stopped = self.step < t.steps
+        if self.dist.is_main:
+            if t.filter_steps and not stopped:
+                self.fit_filter(display)
+            write_loss_plot(self.run, self.cfg)
         if stopped:
             display.print(
                 f"stopped at step {self.step}: checkpoint written; continue with "
                 f"`ganforge train --resume {self.run.path}`"
             )
         return Result(self.run.path, self.step, stopped, last)
+
+    def fit_filter(self, display: _Display) -> None:
+        """Fit the sampling filter's D on the final G, held fixed (train/calibrate.py), and
+        write it into the last checkpoint as ``D_filter``."""
+        t = self.cfg.train
+        g = self.modules.get("G_ema", self.modules["G"])  # the G that samples
+        display.print(f"sampling filter: fitting its D on the final G, {t.filter_steps} steps")
+        t0 = time.perf_counter()
+        net, loss = calibrate.fit(g, self.data.x, t.filter_steps, seed=t.seed, device=self.device)
+        self.modules["D_filter"] = net
+        self.save_checkpoint()
+        display.print(
+            f"sampling filter: fitted in {time.perf_counter() - t0:.0f} s (BCE {loss:.3f}; "
+            "2 log 2 = 1.386 would be a D that cannot tell G's samples from the data)"
+        )
 
     def grow(self, step: int) -> None:
         """Before ``step``: every progressive net's stage and alpha; when the step before it

@@ -1,0 +1,69 @@
+"""The sampling filter's discriminator: a D trained on the final G, held fixed.
+
+Discriminator Rejection Sampling (nets/filters.py) keeps G's sample x with a probability set
+by D's logit, which for the optimal D is log p_data(x) / p_g(x). The run's own D only
+approximates that ratio: it was trained against a G that kept moving, while samples come from
+the final G (or its moving average), and a packing D scores packs. Azadi et al. (2019) train D
+further with G held fixed before they filter; ``fit`` does that, for a fresh ``RatioNet`` on
+points data, with the discriminator's binary cross-entropy of the course (``losses.d_bce``).
+
+One fixed schedule, measured on the 2-D mixtures (docs/toy.md): Adam(1e-3, betas 0.5,
+0.999), batches of ``BATCH`` real and ``BATCH`` fake points, the rate cut to a fifth for the
+last 30 % of the steps. Every draw (data indices, z) comes from one seeded generator: the same
+G, data and seed give the same net.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganforge.losses import d_bce
+from ganforge.nets import generate
+from ganforge.nets.filters import RATIO_HIDDEN, RatioNet
+
+Tensor = torch.Tensor
+
+BATCH = 512  # real and fake points per update
+LR = 1e-3
+LATE_LR = 2e-4  # from LATE of the steps on
+LATE = 0.7
+
+
+def fit(
+    g: nn.Module,
+    real: Tensor,
+    steps: int,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch: int = BATCH,
+    hidden: tuple[int, ...] = RATIO_HIDDEN,
+) -> tuple[RatioNet, float]:
+    """A ``RatioNet`` trained ``steps`` updates to tell ``real`` points ``[N, dim]`` from G's
+    samples (z ~ N(0, I), G in eval mode and left unchanged), and its mean loss over the last
+    tenth of the updates (2 log 2 = 1.386 when it cannot tell them apart). ``batch`` and
+    ``hidden`` are for tests: a run's checkpoint holds a net of the defaults."""
+    if steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
+    real = real.flatten(1).float()
+    net = RatioNet(real.shape[1], seed=seed, hidden=hidden).to(device)
+    net.standardise(real)
+    opt = torch.optim.Adam(net.parameters(), lr=LR, betas=(0.5, 0.999))
+    gen = torch.Generator().manual_seed(seed)
+    latent = int(g.latent_dim)  # type: ignore[arg-type]
+    tail: list[float] = []
+    for i in range(steps):
+        if i == int(LATE * steps):
+            for group in opt.param_groups:
+                group["lr"] = LATE_LR
+        idx = torch.randint(0, len(real), (batch,), generator=gen)
+        z = torch.randn(batch, latent, generator=gen)
+        fake = generate(g, z.to(device))
+        loss = d_bce(net(real[idx].to(device)), net(fake))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= steps - max(1, steps // 10):
+            tail.append(loss.item())
+    net.eval()
+    return net, sum(tail) / len(tail)
