@@ -206,8 +206,7 @@ function marked(canvas) {  // for tests and for the eye: how many frames this ca
 // ------------------------------------------------------------------ the pictures
 
 function draw1d(s) {
-  const cv = $("main"), ctx = cv.getContext("2d");
-  clear(ctx);
+  const cv = $("main"), ctx = ctx2(cv, 640, 440);
   const ymax = Math.max(1.05, 2 * Math.max(...s.p_data));
   const a = axes(cv, [48, 14, cv.width - 62, cv.height - 48], [s.x[0], s.x[s.x.length - 1]], [0, ymax]);
   mainMap = a;
@@ -347,7 +346,13 @@ function fmt(v, digits) {
   return v === null || v === undefined || !isFinite(v) ? "–" : v.toFixed(digits === undefined ? 4 : digits);
 }
 
+let shownDim = 0;
+
 function render(s) {
+  if (s.dim !== shownDim) {  // drawn points belong to one dimension
+    shownDim = s.dim;
+    drawing = []; $("n-drawn").textContent = "0"; $("use-drawing").disabled = true;
+  }
   if (s.dim === 1) draw1d(s); else draw2d(s);
   drawCurves(s);
   $("jsd").textContent = fmt(s.jsd);
