@@ -7,6 +7,7 @@ network port is needed besides the lab's own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -53,8 +54,13 @@ class DevTools:
             os.dup2(from_chrome_w, 4)
 
         self.proc = subprocess.Popen(
-            [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-             "about:blank"],  # fmt: skip
+            [
+                str(CHROMIUM),
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
             preexec_fn=wire,
             close_fds=False,
             stdout=subprocess.DEVNULL,
@@ -113,10 +119,8 @@ class DevTools:
         raise AssertionError(f"still false after {seconds} s: {expression}")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, OSError):
             self.call("Browser.close")
-        except (RuntimeError, OSError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -150,7 +154,8 @@ INK = """((id, rgb) => {
   let ink = 0, hue = 0;
   for (let i = 0; i < d.length; i += 4) {
     if (d[i] < 245 || d[i + 1] < 245 || d[i + 2] < 245) ink++;
-    if (rgb && Math.abs(d[i] - rgb[0]) + Math.abs(d[i + 1] - rgb[1]) + Math.abs(d[i + 2] - rgb[2]) < 60) hue++;
+    const far = Math.abs(d[i] - rgb[0]) + Math.abs(d[i + 1] - rgb[1]) + Math.abs(d[i + 2] - rgb[2]);
+    if (rgb && far < 60) hue++;
   }
   return [ink / (d.length / 4), hue / (d.length / 4), +(c.dataset.frames || 0)];
 })"""
@@ -165,9 +170,10 @@ def test_play_makes_the_jsd_shown_fall_and_draws_the_plots(lab, browser):
     browser.js("document.getElementById('play').click()")
     fell = browser.wait_for(f"{SHOWN_JSD} < {j0 / 2} && {SHOWN_JSD}", 90)
     assert fell < j0 / 2
-    assert browser.wait_for("document.getElementById('status').textContent.startsWith('playing')", 10)
+    status = "document.getElementById('status').textContent"
+    assert browser.wait_for(f"{status}.startsWith('playing')", 10)
     browser.js("document.getElementById('pause').click()")
-    browser.wait_for("document.getElementById('status').textContent.startsWith('paused')", 10)
+    browser.wait_for(f"{status}.startsWith('paused')", 10)
     assert lab.session.state()["step"] > 0
     # the 1-D picture: p_g (green) and D* (orange) drawn, the curves and the z-to-x mapping
     ink, green, frames = browser.js(f"{INK}('main', [44, 160, 44])")

@@ -44,7 +44,7 @@ class BadRequest(Exception):
 
 
 def static_file(name: str) -> bytes:
-    return resources.files("ganforge.lab").joinpath("static", name).read_bytes()
+    return resources.files("ganforge.lab").joinpath("static").joinpath(name).read_bytes()
 
 
 class LabServer(ThreadingHTTPServer):
@@ -73,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
     server: LabServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the terminal shows the URL, not every poll
 
     # ------------------------------------------------------------------ replies

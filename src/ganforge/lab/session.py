@@ -45,7 +45,7 @@ from ganforge.plots import samples_png
 from ganforge.report import theory as rt
 from ganforge.runs import RunFolder
 from ganforge.train.loop import build_step, real_reference, seed_everything, write_loss_plot
-from ganforge.train.step import GANStep, make_switches
+from ganforge.train.step import make_switches
 
 TOY_1D = "gmm1d:-2,2:0.5:0.3,0.7"  # the toy-1d preset's data
 DRAWN = "drawn"  # data drawn on the page: a mixture with a mode at each point clicked
@@ -270,10 +270,11 @@ class Session:
         latent = cfg.model.latent_dim
         self.z_view = torch.randn(N_VIEW, latent, generator=z)
         self.z_lines = torch.from_numpy(views.z_grid(latent))
+        mixture = world.mixture
         self.watch = Watch(
             cfg.diagnose,
             real_reference(world.data, t.n_samples, t.seed),
-            (lambda x: int(mode_metrics(x, world.mixture)["modes"])) if world.mixture else None,
+            (lambda x: int(mode_metrics(x, mixture)["modes"])) if mixture is not None else None,
         )
         self.z_fixed = torch.randn(
             t.n_samples, latent, generator=torch.Generator().manual_seed(t.seed)
@@ -284,13 +285,13 @@ class Session:
         if world.dim == 1:
             x = rt.grid_1d(world.mixture, points[:, 0] if world.mixture is None else None)
             self.x_display = np.linspace(x[0], x[-1], N_DISPLAY)
-            self.fine = rt.mode_grids(world.mixture)
-            mixture = world.mixture
-            if mixture is not None:
-                self.p_data_fn = mixture.pdf
-            else:
-                sub = points[idx[:20_000].numpy(), 0]
-                self.p_data_fn = lambda t: rt.data_density_1d(None, sub, t)
+            self.fine = rt.mode_grids(mixture)
+            sub = points[idx[:20_000].numpy(), 0]
+
+            def p_data(at: np.ndarray) -> np.ndarray:  # closed form, or a KDE of the points
+                return rt.data_density_1d(mixture, sub, at)
+
+            self.p_data_fn = p_data
         else:
             self.extent = rt.plane_extent(world.mixture, points)
             self.h = views.bandwidth(self.extent, HEAT)
@@ -673,7 +674,9 @@ def check_steps(body: Mapping[str, Any]) -> tuple[int, int, int]:
     """(steps, d, g) of a step request: ``{"steps": N}`` or ``{"d": n, "g": m}``."""
     unknown = sorted(set(body) - {"steps", "d", "g"})
     if unknown:
-        raise ConfigError(f"unknown field {unknown[0]!r}: send {{\"steps\": N}} or {{\"d\": n, \"g\": m}}")
+        raise ConfigError(
+            f'unknown field {unknown[0]!r}: send {{"steps": N}} or {{"d": n, "g": m}}'
+        )
     if not body:
         raise ConfigError('send {"steps": N} or {"d": n, "g": m}')
     if "steps" in body and ("d" in body or "g" in body):
