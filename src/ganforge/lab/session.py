@@ -68,15 +68,21 @@ BASE_PRESET = {1: "toy-1d", 2: "ring8"}
 # Keys whose change needs new nets or new data: the run starts again from step 0.
 RESTART_PREFIXES = ("model.", "data.", "train.seed", "preset")
 
-TRAIN_SECONDS = 0.02  # of training between two published states while playing
+# While playing: train for this long, or for 3/4 of the time the last state took to compute if
+# longer (1-D: Goodfellow's panel costs ~40 ms), then publish a state: at least 3/7 of the time
+# goes to training, and a 2-D toy shows 20 states a second (docs/lab.md)
+TRAIN_SECONDS = 0.015
+TRAIN_SHARE = 0.75
 LOG_EVERY = 50  # steps between the diagnostics' log lines (the toy presets' train.log_every)
 SNAPSHOT_EVERY = {1: 25, 2: 100}  # steps between weight snapshots kept for the export
 MAX_SNAPSHOTS = 200  # kept in memory: older ones are thinned beyond this
 MAX_HISTORY = 600  # points of each curve sent to the page
-N_VIEW = 2000  # samples of G behind p_g, the JSD and the mode figures (fixed z)
+# samples of G behind p_g, the JSD and the mode figures (fixed z), by dimension: in 2-D, 1,000
+# samples put the JSD of a perfect G at 0.002 on ring8 (measured), and halve the time of G's pass
+N_VIEW = {1: 2000, 2: 1000}
 N_SHOWN = 500  # samples of G and of the data drawn as dots (2-D)
 N_DISPLAY = 241  # points of the 1-D display grid
-HEAT = 40  # cells per axis of the 2-D heat maps (and of the JSD's grid)
+HEAT = 32  # cells per axis of the 2-D heat maps (and of the JSD's grid)
 MAX_STEPS = 10_000  # most steps one request may ask for
 VIEW_SEED = 1234  # seed of the fixed z of the pictures
 
@@ -166,6 +172,11 @@ def finite(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def per_mille(a: np.ndarray) -> list[Any]:
+    """Values in [0, 1] as whole thousandths (small, fast JSON)."""
+    return np.rint(np.nan_to_num(a, nan=0.5) * 1000).astype(np.int64).tolist()
+
+
 def toml_value(v: Any) -> str:
     """A config value as TOML."""
     if isinstance(v, bool):
@@ -226,6 +237,7 @@ class Session:
         self.version = 0
         self.published: dict[str, Any] = {}
         self.published_json = b"{}"
+        self.state_seconds = 0.0  # how long the last state took to compute
         world = make_world(data, points)
         cfg = lab_config(world.dim, world.source)
         for key, value in (overrides or {}).items():
@@ -261,14 +273,14 @@ class Session:
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.rows: list[dict[str, Any]] = []  # metrics.jsonl of the export
-        self.history: list[dict[str, Any]] = []
+        self.history: list[tuple[dict[str, Any], str]] = []  # each point with its JSON
         self.findings: list[dict[str, Any]] = []
         self.snaps: list[Snap] = []
         self.snapshot_every = SNAPSHOT_EVERY[world.dim]
         self.stopped = ""  # why play stopped by itself (a NaN), shown on the page
         z = torch.Generator().manual_seed(VIEW_SEED)
         latent = cfg.model.latent_dim
-        self.z_view = torch.randn(N_VIEW, latent, generator=z)
+        self.z_view = torch.randn(N_VIEW[world.dim], latent, generator=z)
         self.z_lines = torch.from_numpy(views.z_grid(latent))
         mixture = world.mixture
         self.watch = Watch(
@@ -298,6 +310,22 @@ class Session:
             self.heat_points = views.grid_points(self.extent, HEAT)
             sub = points[idx[:20_000].numpy()]
             self.p_masses = views.density_masses(world.mixture, sub, self.extent, HEAT, self.h)
+        # what the page draws that stays fixed for this world: sent as JSON made once
+        self.fixed: dict[str, Any] = {
+            "minus_log4": -math.log(4.0),
+            "data_names": [*DATA_NAMES, DRAWN],
+            "losses": list(LOSSES),
+            "centres": views.rounded(mixture.means) if mixture is not None else [],
+        }
+        if world.dim == 1:
+            self.fixed["x"] = views.rounded(self.x_display)
+        else:
+            self.fixed |= {
+                "extent": list(self.extent),
+                "h": self.h,
+                "real": views.rounded(self.shown_real, 3),
+            }
+        self.fixed_json = json.dumps(self.fixed, allow_nan=False)
         self._keep_snapshot(None)
         self._publish()
 
@@ -418,9 +446,9 @@ class Session:
                 ("loss_d", "loss_g", "d_real", "d_fake")}  # fmt: skip
         point = {"step": self.step, "jsd": jsd, "v_d": v_d, "v_dstar": v_dstar, **last}
         point |= {k: modes[k] for k in ("modes_captured", "high_quality") if k in modes}
-        if self.history and self.history[-1]["step"] == self.step:
+        if self.history and self.history[-1][0]["step"] == self.step:
             self.history.pop()
-        self.history.append(point)
+        self.history.append((point, json.dumps(point, allow_nan=False)))
         self.history = views.thin(self.history, MAX_HISTORY)
         t, s, o = self.cfg.train, self.cfg.stab, self.cfg.optim
         return {
@@ -433,12 +461,10 @@ class Session:
             "jsd": jsd,
             "v_d": v_d,
             "v_dstar": v_dstar,
-            "minus_log4": -math.log(4.0),
             **modes,
             "warnings": self.findings,
-            "history": self.history,
+            "history": [p for p, _ in self.history],
             "data": self.world.name,
-            "data_names": [*DATA_NAMES, DRAWN],
             "dim": self.world.dim,
             "config": {
                 "train.loss": t.loss,
@@ -455,7 +481,6 @@ class Session:
                 "stab.ema": s.ema,
                 "model.pack": self.cfg.model.pack,
             },
-            "losses": list(LOSSES),
             **pictures,
         }
 
@@ -470,7 +495,6 @@ class Session:
             return views.rounded(np.nan_to_num(np.interp(xd, f.x, y)))
 
         return {
-            "x": views.rounded(xd),
             "p_data": shown(f.p_data),
             "p_g": shown(f.p_g),
             "d": shown(f.d),
@@ -486,29 +510,40 @@ class Session:
         logits = rt.d_logits(self.gan.D, self.heat_points).reshape(HEAT, HEAT)
         samples = rt.samples_of(g, self.z_view)
         q = views.sample_masses(samples, self.extent, HEAT, self.h)
-        th = views.theory_2d(self.p_masses, q, logits)
+        x0, x1, y0, y1 = self.extent
+        off = samples[(samples[:, 0] < x0) | (samples[:, 0] > x1) | (samples[:, 1] < y0) |
+                      (samples[:, 1] > y1)]  # fmt: skip
+        # D of the cell off the grid: sigmoid of its mean logit at G's samples there (1/2 if none)
+        logit_out = float(rt.d_logits(self.gan.D, off).mean()) if len(off) else 0.0
+        th = views.theory_2d(self.p_masses, q, logits, logit_out)
         lines = self.z_lines
         image = g(lines.reshape(-1, lines.shape[-1])).reshape(lines.shape[0], lines.shape[1], 2)
         d = 1 / (1 + np.exp(-np.clip(logits, -60, 60)))
         return {
-            "extent": list(self.extent),
-            "h": self.h,
-            "heat": views.rounded(d, 3),
-            "heat_star": views.rounded(th["d_star"], 3),
-            "real": views.rounded(self.shown_real, 3),
+            "heat": per_mille(d),  # D(x) in thousandths
+            "heat_star": per_mille(th["d_star"]),
             "fake": views.rounded(np.nan_to_num(samples[:N_SHOWN]), 3),
             "z_lines": views.rounded(np.nan_to_num(image.double().numpy()), 3),
-            "centres": views.rounded(self.world.mixture.means) if self.world.mixture else [],
             "off_grid": th["off_grid"],
             "_theory": (finite(th["jsd"]), finite(th["v_d"]), finite(th["v_dstar"])),
             "_samples": samples,
         }
 
     def _publish(self) -> None:
+        """Compute the state and its JSON. The history's points and what stays fixed for a
+        world (the real points, the grids) are serialised once, not at every state."""
         self.version += 1
+        start = time.perf_counter()
         state = self._state()
-        self.published = state
-        self.published_json = json.dumps(state, allow_nan=False).encode()
+        fixed = self.fixed
+        head = json.dumps(
+            {k: v for k, v in state.items() if k not in fixed and k != "history"}, allow_nan=False
+        )
+        history = ",".join(text for _, text in self.history)
+        tail = f', "history": [{history}], {self.fixed_json[1:]}'
+        self.published = state | fixed
+        self.published_json = (head[:-1] + tail).encode()
+        self.state_seconds = time.perf_counter() - start
 
     # ------------------------------------------------------------------ the page's requests
 
@@ -592,7 +627,8 @@ class Session:
                 if self.closed:
                     return
                 try:
-                    end = time.perf_counter() + TRAIN_SECONDS
+                    slice_ = max(TRAIN_SECONDS, TRAIN_SHARE * self.state_seconds)
+                    end = time.perf_counter() + slice_
                     self._full_step()
                     while self.playing and time.perf_counter() < end:
                         self._full_step()

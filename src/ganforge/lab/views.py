@@ -12,8 +12,8 @@ The 2-D theory at a resolution h. The course's identities hold for any pair of d
 and the lab shows D*_h = p_h / (p_h + q_h), JSD_h = JSD(p_h || q_h), V(D, G) and V(D*_h, G) =
 -log 4 + 2 JSD_h on the grid. Smoothing both sides can only lower the JSD (data-processing
 inequality: JSD_h <= JSD) and JSD_h = 0 only when p_g = p_data (a Gaussian blur loses
-nothing), so JSD_h falls to 0 exactly when the true JSD does. Mass off the grid is counted as
-if the two densities did not overlap there (an upper bound of its share of the JSD).
+nothing), so JSD_h falls to 0 exactly when the true JSD does. The sums run over the cells of
+the grid and one cell more, everything off the grid.
 """
 
 from __future__ import annotations
@@ -90,31 +90,35 @@ def _xlog(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def theory_2d(p: np.ndarray, q: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+def theory_2d(
+    p: np.ndarray, q: np.ndarray, logits: np.ndarray, logit_out: float = 0.0
+) -> dict[str, Any]:
     """D*, JSD and the values on a grid of cell masses ``p`` (data) and ``q`` (G), ``[n, n]``
-    each summing to at most 1, and D's logits on the same cells.
+    each summing to at most 1, with one more cell for the mass off the grid (1 - sum); D's
+    logits on the cells ``[n, n]`` and ``logit_out`` for the cell off the grid.
 
-    JSD_h = 1/2 sum p log(2p / s) + q log(2q / s), s = p + q, plus (1 - P + 1 - Q) log 2 / 2 for
-    the masses off the grid (P, Q: the sums on it); V(D*, G) = sum p log(p / s) + q log(q / s)
-    = -log 4 + 2 JSD_h; V(D, G) = sum p log D + q log(1 - D), log D = -softplus(-logit).
+    JSD_h = 1/2 sum p log(2p / s) + q log(2q / s), s = p + q; V(D*, G) = sum p log(p / s) +
+    q log(q / s) = -log 4 + 2 JSD_h; V(D, G) = sum p log D + q log(1 - D), log D =
+    -softplus(-logit). Sums over cells: the JSD of the two smoothed densities seen through
+    the cells, which by the data-processing inequality is at most theirs.
     """
-    p_out = max(0.0, 1.0 - float(p.sum()))
-    q_out = max(0.0, 1.0 - float(q.sum()))
-    s = p + q
+    p_cells = np.append(p.ravel(), max(0.0, 1.0 - float(p.sum())))
+    q_cells = np.append(q.ravel(), max(0.0, 1.0 - float(q.sum())))
+    l_cells = np.append(logits.ravel(), logit_out)
+    s = p_cells + q_cells
     safe = np.where(s > 0, s, 1.0)
-    d_star = np.where(s > 0, p / safe, 0.5)
-    jsd = 0.5 * float((_xlog(p, 2 * p / safe) + _xlog(q, 2 * q / safe)).sum())
-    jsd += 0.5 * LOG2 * (p_out + q_out)
-    v_dstar = float((_xlog(p, p / safe) + _xlog(q, q / safe)).sum())
-    log_d = -np.logaddexp(0.0, -logits)  # log sigmoid(l)
-    log_1md = -np.logaddexp(0.0, logits)  # log(1 - sigmoid(l))
-    v_d = float((p * log_d + q * log_1md).sum())
+    d_star = np.where(s > 0, p_cells / safe, 0.5)
+    jsd = 0.5 * float((_xlog(p_cells, 2 * p_cells / safe) + _xlog(q_cells, 2 * q_cells / safe)).sum())
+    v_dstar = float((_xlog(p_cells, p_cells / safe) + _xlog(q_cells, q_cells / safe)).sum())
+    log_d = -np.logaddexp(0.0, -l_cells)  # log sigmoid(l)
+    log_1md = -np.logaddexp(0.0, l_cells)  # log(1 - sigmoid(l))
+    v_d = float((p_cells * log_d + q_cells * log_1md).sum())
     return {
-        "d_star": d_star,
+        "d_star": d_star[:-1].reshape(p.shape),
         "jsd": min(max(jsd, 0.0), LOG2),
         "v_d": v_d,
         "v_dstar": v_dstar,
-        "off_grid": q_out,
+        "off_grid": float(q_cells[-1]),
     }
 
 

@@ -173,7 +173,7 @@ function heatmap(ctx, a, grid) {
   const img = ctx.createImageData(m, n);
   for (let r = 0; r < n; r++) {
     for (let c = 0; c < m; c++) {
-      const [R, G, B] = heatColour(grid[r][c]);
+      const [R, G, B] = heatColour(grid[r][c] / 1000);  // thousandths
       const k = ((n - 1 - r) * m + c) * 4;  // row 0 is the lowest y
       img.data[k] = R; img.data[k + 1] = G; img.data[k + 2] = B; img.data[k + 3] = 255;
     }
