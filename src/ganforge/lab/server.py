@@ -100,6 +100,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise BadRequest(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
         if length > MAX_BODY:
+            self.close_connection = True  # the unread body must not be taken for a request
             raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body over 1 MiB")
         raw = self.rfile.read(length) if length > 0 else b""
         if not raw.strip():

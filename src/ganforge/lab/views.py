@@ -108,7 +108,8 @@ def theory_2d(
     s = p_cells + q_cells
     safe = np.where(s > 0, s, 1.0)
     d_star = np.where(s > 0, p_cells / safe, 0.5)
-    jsd = 0.5 * float((_xlog(p_cells, 2 * p_cells / safe) + _xlog(q_cells, 2 * q_cells / safe)).sum())
+    half = _xlog(p_cells, 2 * p_cells / safe) + _xlog(q_cells, 2 * q_cells / safe)
+    jsd = 0.5 * float(half.sum())
     v_dstar = float((_xlog(p_cells, p_cells / safe) + _xlog(q_cells, q_cells / safe)).sum())
     log_d = -np.logaddexp(0.0, -l_cells)  # log sigmoid(l)
     log_1md = -np.logaddexp(0.0, l_cells)  # log(1 - sigmoid(l))
