@@ -71,6 +71,7 @@ class DevTools:
         self._buffer = b""
         self._id = 0
         self.session: str | None = None
+        self.requested: list[str] = []  # every URL the page asked for
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         self._id += 1
@@ -86,6 +87,8 @@ class DevTools:
                 self._buffer += chunk
             raw, self._buffer = self._buffer.split(b"\0", 1)
             reply = json.loads(raw)
+            if reply.get("method") == "Network.requestWillBeSent":
+                self.requested.append(reply["params"]["request"]["url"])
             if reply.get("id") == self._id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
@@ -95,6 +98,7 @@ class DevTools:
         pages = [t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
         self.session = self.call("Target.attachToTarget", targetId=pages[0]["targetId"],
                                  flatten=True)["sessionId"]  # fmt: skip
+        self.call("Network.enable")
         self.call("Page.navigate", url=url)
 
     def js(self, expression: str) -> Any:
@@ -154,8 +158,9 @@ INK = """((id, rgb) => {
   let ink = 0, hue = 0;
   for (let i = 0; i < d.length; i += 4) {
     if (d[i] < 245 || d[i + 1] < 245 || d[i + 2] < 245) ink++;
+    if (!rgb) continue;
     const far = Math.abs(d[i] - rgb[0]) + Math.abs(d[i + 1] - rgb[1]) + Math.abs(d[i + 2] - rgb[2]);
-    if (rgb && far < 60) hue++;
+    if (far < 60) hue++;
   }
   return [ink / (d.length / 4), hue / (d.length / 4), +(c.dataset.frames || 0)];
 })"""
@@ -174,7 +179,15 @@ def test_play_makes_the_jsd_shown_fall_and_draws_the_plots(lab, browser):
     assert browser.wait_for(f"{status}.startsWith('playing')", 10)
     browser.js("document.getElementById('pause').click()")
     browser.wait_for(f"{status}.startsWith('paused')", 10)
-    assert lab.session.state()["step"] > 0
+    paused = lab.session.state()
+    assert paused["step"] > 0
+    # one D update: D's count moves by one, G's step does not; one G update: the reverse
+    browser.js("document.getElementById('step-d').click()")
+    d_shown = f"document.getElementById('d-updates').textContent === '{paused['d_updates'] + 1}'"
+    browser.wait_for(d_shown, 10)
+    browser.js("document.getElementById('step-g').click()")
+    browser.wait_for(f"document.getElementById('step').textContent === '{paused['step'] + 1}'", 10)
+    assert lab.session.state()["d_updates"] == paused["d_updates"] + 1
     # the 1-D picture: p_g (green) and D* (orange) drawn, the curves and the z-to-x mapping
     ink, green, frames = browser.js(f"{INK}('main', [44, 160, 44])")
     assert ink > 0.03 and green > 0.0005 and frames >= 2
@@ -193,3 +206,5 @@ def test_play_makes_the_jsd_shown_fall_and_draws_the_plots(lab, browser):
     assert ink > 0.3  # the heat map fills the square
     assert lab.session.state()["dim"] == 2
     assert browser.js("document.getElementById('message').textContent") == ""
+    # every file and request of the page went to the lab's own server: nothing from a network
+    assert browser.requested and all(u.startswith(lab.url) for u in browser.requested)
