@@ -37,7 +37,7 @@ class Client:
             self.url + path,
             data=data.encode() if isinstance(data, str) else data,
             method=method,
-            headers=headers or {},
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
         try:
             with urllib.request.urlopen(req, timeout=30) as res:
@@ -180,6 +180,24 @@ def test_a_big_body_and_a_foreign_host_are_refused(one_d):
     status, reply = one_d.request("GET", "/api/state", headers={"Host": "evil.example:80"})
     assert status == 403 and "127.0.0.1" in reply["error"]
     assert one_d.get()["dim"] == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "text/plain"},  # what a form of another site may send unasked
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://127.0.0.1:1"},  # another port: another site
+    ],
+)
+def test_posts_from_other_pages_are_refused(one_d, headers):
+    before = one_d.get()["step"]
+    status, reply = one_d.request("POST", "/api/step", {"steps": 1}, headers=headers)
+    assert status == 403 and "application/json" in reply["error"]
+    assert one_d.get()["step"] == before
+    own = {"Origin": one_d.url}  # the lab's own page
+    assert one_d.request("POST", "/api/step", {"steps": 1}, headers=own)[0] == 200
 
 
 def test_the_server_listens_on_loopback_only_and_serves_the_page():

@@ -9,7 +9,8 @@
     POST /api/export        {"out": "FOLDER"} (optional): lab.toml and the run folder
 
 A bad request gets a 4xx and ``{"error": "one line"}``; the server keeps serving. Requests
-whose Host is not this machine's loopback name are refused (no DNS rebinding).
+whose Host is not this machine's loopback name are refused (no DNS rebinding), and so are
+POSTs that are not JSON or come from another site's page (no cross-site requests).
 """
 
 from __future__ import annotations
@@ -117,6 +118,17 @@ class Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
         return host in LOOPBACK_NAMES
 
+    def _origin_ok(self) -> bool:
+        """A POST comes from the lab's own page: no Origin (a script, a test), or this
+        server's; and as JSON, which another site's page cannot send without asking first
+        (a CORS preflight, which this server never grants)."""
+        origin = self.headers.get("Origin")
+        port = self.server.server_address[1]
+        if origin is not None and origin not in {f"http://{h}:{port}" for h in LOOPBACK_NAMES}:
+            return False
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        return kind == "application/json"
+
     # ------------------------------------------------------------------ routes
 
     def do_HEAD(self) -> None:
@@ -142,6 +154,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._host_ok():
             return self._error(HTTPStatus.FORBIDDEN, "only http://127.0.0.1 is served")
+        if not self._origin_ok():
+            self.close_connection = True
+            return self._error(
+                HTTPStatus.FORBIDDEN,
+                "POST JSON (Content-Type: application/json) from the lab's page",
+            )
         path = self.path.split("?", 1)[0]
         session = self.server.session
         try:
