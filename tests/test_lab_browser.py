@@ -206,5 +206,17 @@ def test_play_makes_the_jsd_shown_fall_and_draws_the_plots(lab, browser):
     assert ink > 0.3  # the heat map fills the square
     assert lab.session.state()["dim"] == 2
     assert browser.js("document.getElementById('message').textContent") == ""
+    # drawing: tick "draw", click three places on the plane, train on the drawing
+    browser.js(
+        "document.getElementById('draw').checked = true;"
+        "const m = document.getElementById('main'), r = m.getBoundingClientRect();"
+        "for (const [fx, fy] of [[0.2, 0.2], [0.5, 0.6], [0.7, 0.3]]) {"
+        "  m.dispatchEvent(new MouseEvent('click', {clientX: r.left + fx * r.width * 0.8,"
+        "    clientY: r.top + fy * r.height * 0.9, bubbles: true})); }"
+        "document.getElementById('use-drawing').click()"
+    )
+    browser.wait_for("document.getElementById('modes').textContent.endsWith('/ 3')", 30)
+    drawn = lab.session.state()
+    assert (drawn["data"], drawn["dim"], drawn["n_modes"]) == ("drawn", 2, 3)
     # every file and request of the page went to the lab's own server: nothing from a network
     assert browser.requested and all(u.startswith(lab.url) for u in browser.requested)
