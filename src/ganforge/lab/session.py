@@ -363,6 +363,9 @@ class Session:
                 self.sums[k] = self.sums.get(k, 0.0) + value
                 self.counts[k] = self.counts.get(k, 0) + 1
             self.last[k] = value
+            if not math.isfinite(value) and not self.stopped:  # diverged: stop playing
+                self.playing = False
+                self.stopped = f"step {self.step}: {k} is {value}; lower the rates and reset"
 
     def _full_step(self) -> None:
         """One step of Algorithm 1: k D updates, then G's (``GANStep.__call__``)."""
@@ -409,15 +412,12 @@ class Session:
         row |= {k: self.sums[k] / self.counts[k] for k in self.sums}
         row |= {k: self.last[k] for k in ("grad_d", "grad_g") if k in self.last}
         self.sums, self.counts = {}, {}
-        with torch.no_grad(), evaluating(self.gan.G):
+        with torch.no_grad(), evaluating(self.gan.sampler_g):
             row |= self.watch.measure(self.gan.sampler_g(self.z_fixed))
         for f in self.watch.update(row):
             self.findings.append({**f.to_dict(), "advice": f.advice, "text": f.text()})
         self.findings = self.findings[-8:]
         self.rows.append(row)
-        if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
-            self.playing = False
-            self.stopped = f"step {self.step}: a loss is not finite; press reset"
 
     def _advance(self, steps: int, d: int, g: int) -> None:
         for _ in range(d):
@@ -488,7 +488,8 @@ class Session:
     def _pictures_1d(self, g: nn.Module) -> dict[str, Any]:
         """Goodfellow's panel, live: p_data, p_g, D, D* on the display grid; z to x below."""
         state = rt.State(self.step, "live", g, self.gan.D)
-        f = rt.frame_1d(state, self.x_display, self.p_data_fn, self.z_view, self.fine)
+        with np.errstate(over="ignore"):  # a saturated D's exp(-logit): D is 0 there, rightly
+            f = rt.frame_1d(state, self.x_display, self.p_data_fn, self.z_view, self.fine)
         xd = self.x_display
         lo, hi = f.view
 
