@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -28,6 +29,7 @@ LOG4 = math.log(4.0)
 class Client:
     def __init__(self, server: LabServer) -> None:
         self.url = server.url.rstrip("/")
+        self.session = server.session
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict | None = None
@@ -58,7 +60,8 @@ class Client:
         return reply
 
 
-def _serve(session: Session) -> Iterator[Client]:
+@contextlib.contextmanager
+def _serve_one(session: Session) -> Iterator[Client]:
     server = LabServer(session, port=0)
     server.start()
     try:
@@ -67,6 +70,11 @@ def _serve(session: Session) -> Iterator[Client]:
         server.shutdown()
         server.server_close()
         session.close()
+
+
+def _serve(session: Session) -> Iterator[Client]:
+    with _serve_one(session) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -345,3 +353,19 @@ def test_command_mistakes_are_one_line(argv, words, capsys):
     err = capsys.readouterr().err
     assert err.startswith("ganforge lab: error: ") and words in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_diverged_run_stops_with_one_line_and_keeps_serving():
+    import torch
+
+    with _serve_one(Session("toy-1d")) as client:
+        session = client.session
+        with torch.no_grad():
+            next(session.gan.D.parameters()).fill_(float("nan"))
+        s = client.post("/api/step", {"steps": 2})
+        assert s["step"] == 2 and s["playing"] is False
+        assert s["stopped"].startswith("step 1: loss_d is nan") and "reset" in s["stopped"]
+        assert client.get()["stopped"] == s["stopped"]  # valid JSON: no NaN in it
+        s = client.post("/api/reset")
+        assert (s["step"], s["stopped"]) == (0, "")
+        assert math.isfinite(client.post("/api/step", {"steps": 1})["jsd"])

@@ -536,7 +536,16 @@ class Session:
         world (the real points, the grids) are serialised once, not at every state."""
         self.version += 1
         start = time.perf_counter()
-        state = self._state()
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                state = self._state()
+        except (ValueError, RuntimeError):
+            if not self.stopped:  # a bug: let it be seen
+                raise
+            # diverged (NaN weights): the last pictures stay, with why training stopped
+            keep = {k: v for k, v in self.published.items() if k not in self.fixed}
+            state = keep | {"version": self.version, "step": self.step, "playing": False,
+                            "d_updates": self.d_updates, "stopped": self.stopped}  # fmt: skip
         fixed = self.fixed
         head = json.dumps(
             {k: v for k, v in state.items() if k not in fixed and k != "history"}, allow_nan=False
