@@ -8,6 +8,10 @@ const COLOURS = {
   d_real: "#9467bd", d_fake: "#8c564b", real: "#111111", fake: "#2ca02c", zgrid: "#6a1b9a",
   drawn: "#e91e63",
 };
+const NAMES = {
+  jsd: "JSD", v_d: "V(D, G)", v_dstar: "V(D*, G)", loss_d: "L_D", loss_g: "L_G",
+  d_real: "D(x)", d_fake: "D(G(z))",
+};
 const LOG4 = Math.log(4), LOG2 = Math.log(2);
 
 let state = null;        // the newest state from the server
@@ -332,14 +336,32 @@ function drawCurves(s) {
     const cv = $(id), ctx = cv.getContext("2d");
     clear(ctx);
     const a = axes(cv, [44, 8, cv.width - 54, cv.height - 36], xr, range(keys, extra));
-    for (const [v, c] of hlines) line(ctx, a, xr, [v, v], c, [3, 3], 1);
+    for (const [v, c, label] of hlines) {
+      line(ctx, a, xr, [v, v], c, [3, 3], 1);
+      if (label) {
+        ctx.fillStyle = "#777"; ctx.font = "10px sans-serif"; ctx.textAlign = "right"; ctx.textBaseline = "bottom";
+        ctx.fillText(label, a.box[0] + a.box[2] - 3, a.y(v) - 1);
+      }
+    }
     for (const k of keys) line(ctx, a, steps, series(k), COLOURS[k], [], 1.8);
     frameAxes(ctx, a, "step", ylabel);
+    // the key, inside the plot's top-left corner: each curve's name in its colour
+    ctx.font = "bold 11px sans-serif"; ctx.textAlign = "left"; ctx.textBaseline = "top";
+    let x = a.box[0] + 6;
+    for (const k of keys) {
+      const w = ctx.measureText(NAMES[k]).width;
+      ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+      ctx.fillRect(x - 2, a.box[1] + 2, w + 4, 14);
+      ctx.fillStyle = COLOURS[k];
+      ctx.fillText(NAMES[k], x, a.box[1] + 3);
+      x += w + 12;
+    }
     marked(cv);
   };
-  panel("curve-v", ["jsd", "v_d", "v_dstar"], [-LOG4, 0], [[-LOG4, "#999"], [LOG2, "#ccc"], [0, "#ccc"]], "nats");
-  panel("curve-loss", ["loss_d", "loss_g"], [0, LOG4], [[LOG4, "#bbb"]], "");
-  panel("curve-d", ["d_real", "d_fake"], [0, 1], [[0.5, "#bbb"]], "");
+  panel("curve-v", ["jsd", "v_d", "v_dstar"], [-LOG4, 0],
+    [[-LOG4, "#999", "−log 4"], [LOG2, "#ccc", "log 2"], [0, "#ccc", ""]], "nats");
+  panel("curve-loss", ["loss_d", "loss_g"], [0, LOG4], [[LOG4, "#bbb", "log 4"]], "");
+  panel("curve-d", ["d_real", "d_fake"], [0, 1], [[0.5, "#bbb", "1/2"]], "");
 }
 
 function fmt(v, digits) {
