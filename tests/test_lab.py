@@ -369,3 +369,34 @@ def test_a_diverged_run_stops_with_one_line_and_keeps_serving():
         s = client.post("/api/reset")
         assert (s["step"], s["stopped"]) == (0, "")
         assert math.isfinite(client.post("/api/step", {"steps": 1})["jsd"])
+
+
+@pytest.mark.slow
+def test_the_real_command_serves_until_ctrl_c(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ganforge", "lab", "--no-browser", "--data", "ring8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("ganforge lab: http://127.0.0.1:")
+        url = line.split()[2].rstrip("/")
+        with urllib.request.urlopen(url + "/api/state", timeout=30) as res:
+            assert json.loads(res.read())["data"] == "ring8"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "stopped" in err and "Traceback" not in err
