@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "diagnose": "say in words what went wrong in a run, and what to try",
     "report": "write report.html: curves, samples over time, diagnostics, metrics, config",
     "theory": "see D approach D*: Goodfellow's figure, JSD and V curves, 2-D heat maps",
+    "lab": "train a toy GAN live in a local web page: D, D*, the JSD and V as they move",
 }
 
 
