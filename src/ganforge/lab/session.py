@@ -41,6 +41,7 @@ from ganforge.errors import ConfigError, DataError, GanforgeError
 from ganforge.lab import views
 from ganforge.losses import LOSSES
 from ganforge.metrics.modes import mode_metrics
+from ganforge.nets.layers import standardise
 from ganforge.plots import samples_png
 from ganforge.report import theory as rt
 from ganforge.runs import RunFolder
@@ -60,9 +61,11 @@ MAX_DRAWN = 64  # most modes a drawing may have
 # The lab's defaults on top of the presets (measured in docs/lab.md: the JSD shown falls below
 # 0.1 within a minute of play on toy-1d and ring8 on 2 cores). In 2-D the samples drawn are
 # the live G's, which D is trained against: no moving average unless asked for.
+# The filter's D is fitted at the end of a `ganforge train` run; the lab has no end: its
+# exports keep every sample (train.sample_filter=none) and fit no filter.
 LAB_DEFAULTS: dict[int, dict[str, Any]] = {
     1: {},
-    2: {"stab.ema": 0.0},
+    2: {"stab.ema": 0.0, "train.filter_steps": 0, "train.sample_filter": "none"},
 }
 BASE_PRESET = {1: "toy-1d", 2: "ring8"}
 # Keys whose change needs new nets or new data: the run starts again from step 0.
@@ -266,6 +269,8 @@ class Session:
             raise ConfigError("the points lie outside [-1, 1], which tanh cannot reach")
         seed_everything(t.seed)
         gan = build_step(cfg, world.data.sample_shape, torch.device("cpu"))
+        if cfg.model.standardize:  # as `ganforge train` does: the nets see the data standardised
+            standardise([gan.G, gan.D, *gan.switches.modules().values()], world.data.x)
         self.cfg, self.world, self.gan = cfg, world, gan
         self.sampler = BatchSampler(len(world.data), t.batch_size, t.seed)
         self.step = 0  # full steps and single G updates
