@@ -85,6 +85,60 @@ def test_step_matches_the_textbook_loop(loss_name):
         assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
+def test_split_d_update_is_two_optimiser_steps_as_the_keras_seeds_take_them():
+    """train.d_update=split: D steps on the real batch (targets 1), then, with its new
+    weights, on the fakes (targets 0); G then steps through the twice-updated D. 4 steps, by
+    hand, with BatchNorm in G; the reported L_D is the two cross-entropies' sum."""
+    cfg, _ = _tiny()
+    cfg.train.d_update = "split"
+    torch.manual_seed(0)
+    gan = build_step(cfg, (1, 4, 4), torch.device("cpu"))
+    assert gan.switches.split_d
+    gan.G.double(), gan.D.double()
+    G2, D2 = copy.deepcopy(gan.G), copy.deepcopy(gan.D)
+    opt_g2 = torch.optim.Adam(G2.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d2 = torch.optim.Adam(D2.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    softplus = torch.nn.functional.softplus
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        real = torch.rand(6, 1, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1
+        state = torch.get_rng_state()
+        out = gan([real])
+        torch.set_rng_state(state)
+        fake = G2(torch.randn(6, 4, dtype=torch.float64))
+        opt_d2.zero_grad()
+        loss_real = softplus(-D2(real)).mean()  # train_on_batch(x, ones)
+        loss_real.backward()
+        opt_d2.step()
+        opt_d2.zero_grad()
+        d_fake = D2(fake.detach())
+        loss_fake = softplus(d_fake).mean()  # train_on_batch(G(z), zeros), D already moved
+        loss_fake.backward()
+        opt_d2.step()
+        opt_g2.zero_grad()
+        softplus(-D2(fake)).mean().backward()  # G through D, D's weights not stepped
+        opt_g2.step()
+    for a, b in zip(
+        list(gan.G.parameters()) + list(gan.D.parameters()),
+        list(G2.parameters()) + list(D2.parameters()),
+        strict=True,
+    ):
+        assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert_close(out["loss_d"], (loss_real + loss_fake).detach(), rtol=1e-12, atol=0)
+    assert_close(out["d_fake"], torch.sigmoid(d_fake).mean().detach(), rtol=1e-12, atol=0)
+    assert {int(s["step"]) for s in gan.opt_d.state.values()} == {8}  # two per step
+
+
+def test_split_d_update_refuses_what_has_no_keras_counterpart_in_one_line():
+    for change in ({"train.loss": "hinge"}, {"stab.gp": 10.0}):
+        cfg, _ = _tiny()
+        cfg.train.d_update = "split"
+        section, key = next(iter(change)).split(".")
+        setattr(getattr(cfg, section), key, next(iter(change.values())))
+        with pytest.raises(ConfigError, match=r"train\.d_update=split is the seeds' Keras loop"):
+            build_step(cfg, (1, 4, 4), torch.device("cpu"))
+
+
 def test_measurements():
     _, gan = _tiny()
     stats = gan([torch.rand(6, 1, 4, 4) * 2 - 1], measure=True)

@@ -80,6 +80,7 @@ class TrainConfig:
     steps: int = 12_000  # generator updates
     batch_size: int = 64  # real samples per D update, fake samples per update
     d_steps: int = 1  # k: D updates per G update (Goodfellow et al. 2014, Algorithm 1)
+    d_update: str = "joint"  # joint: one D step on reals and fakes; split: one each (Keras seeds)
     g_steps: int = 1  # G updates per step, after the k D updates
     seed: int = 0  # seeds weights, noise and data order
     device: str = "auto"  # auto (cuda when available), cpu, cuda (the local rank's GPU), cuda:N
@@ -309,6 +310,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
     "train.on_nonfinite": tuple(NONFINITE_ACTIONS),
     "train.sample_filter": ("none", *SAMPLE_FILTERS),
+    "train.d_update": ("joint", "split"),
 }
 
 # Checks of range and choice, one row per field: (predicate, what the value must be).

@@ -69,6 +69,20 @@ def d_bce_smoothed(real_logits: Tensor, fake_logits: Tensor, alpha: float) -> Te
     return real.mean() + F.softplus(fake_logits).mean()
 
 
+def bce_real(real_logits: Tensor, alpha: float = 1.0) -> Tensor:
+    """D's cross-entropy on a real batch alone, targets ``alpha`` (1: E[softplus(-l)]): the
+    first of the seeds' two Keras updates, ``train_on_batch(x, ones)`` (train.d_update=split)."""
+    if alpha == 1.0:
+        return F.softplus(-real_logits).mean()
+    return (alpha * F.softplus(-real_logits) + (1 - alpha) * F.softplus(real_logits)).mean()
+
+
+def bce_fake(fake_logits: Tensor) -> Tensor:
+    """D's cross-entropy on a fake batch alone, targets 0: E[softplus(l)], the second update,
+    ``train_on_batch(G(z), zeros)``."""
+    return F.softplus(fake_logits).mean()
+
+
 def d_wasserstein(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """The critic's loss of WGAN (Arjovsky et al. 2017, eq. 3): E[f(G(z))] - E[f(x)].
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ganforge import penalties
+from ganforge import losses, penalties
 from ganforge.config import Config
 from ganforge.errors import ConfigError
 from ganforge.losses import Loss
@@ -89,6 +89,7 @@ class Switches:
     ema: EMA | None = None  # moving average of G's weights
     g_steps: int = 1  # G updates per step
     aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classifier's loss
+    split_d: bool = False  # D: one optimiser step on the real batch, then one on the fakes
 
     def modules(self) -> dict[str, nn.Module]:
         """The state the switches carry, by checkpoint prefix: the averaged G and the
@@ -114,6 +115,22 @@ def make_switches(cfg: Config, g: nn.Module, d: nn.Module, loss: Loss) -> Switch
         raise ConfigError(
             f"stab.label_smoothing needs a loss with targets (ns, minimax, lsgan), not {name}"
         )
+    split = cfg.train.d_update == "split"
+    if split:
+        others = [
+            k
+            for k, on in (
+                ("stab.gp", s.gp or loss.gp),
+                ("stab.historical_averaging", s.historical_averaging),
+                ("model.cond=acgan", cfg.model.cond == "acgan"),
+            )
+            if on
+        ]
+        if name not in ("ns", "minimax") or others:
+            raise ConfigError(
+                "train.d_update=split is the seeds' Keras loop: D by cross-entropy (train.loss "
+                f"ns or minimax), one batch at a time; not with {', '.join(others) or name}"
+            )
     hist = s.historical_averaging > 0
     return Switches(
         smooth_real=s.smooth_real if s.label_smoothing else 1.0,
@@ -130,6 +147,7 @@ def make_switches(cfg: Config, g: nn.Module, d: nn.Module, loss: Loss) -> Switch
         ema=EMA(g, s.ema) if s.ema > 0 else None,
         g_steps=cfg.train.g_steps,
         aux_weight=cfg.train.aux_weight,
+        split_d=split,
     )
 
 
@@ -275,6 +293,8 @@ class GANStep:
         when ``measure``)."""
         with torch.set_grad_enabled(keep_graph):
             fake = self.G(self.noise(real))
+        if self.switches.split_d:
+            return fake, self.split_d_update(real, fake.detach(), measure)
         terms, seen = self.d_terms(real, fake.detach())
         self.opt_d.zero_grad(set_to_none=True)
         self.amp.backward(total(terms), self.opt_d)
@@ -285,6 +305,44 @@ class GANStep:
         for hook in self.after_d:
             hook()
         return fake, {**_detached(terms), **seen}
+
+    def split_d_update(self, real: Tensor, fake: Tensor, measure: bool) -> Terms:
+        """The seeds' Keras D update: ``train_on_batch(x, ones)`` then ``train_on_batch(G(z),
+        zeros)``, two optimiser steps, the second with D's new weights; each batch alone
+        through D (its BatchNorm sees one kind at a time). R1 joins the real step, R2 the
+        fake one; the hooks (clipping) run after each. Reports L_D as the sum of the two
+        cross-entropies (-V on the two batches) and D's gradient norm of the second step."""
+        sw = self.switches
+        std = self.noise_std()
+        if std > 0:
+            real, fake = add_noise(real, std), add_noise(fake, std)
+        if sw.r1:
+            real = real.detach().requires_grad_(True)
+        if sw.r2:
+            fake = fake.detach().requires_grad_(True)
+        out: Terms = {}
+        for kind, x in (("real", real), ("fake", fake)):
+            logits = self.D(x)
+            if kind == "real":
+                terms = {"loss_d": losses.bce_real(logits, sw.smooth_real)}
+                if sw.r1:
+                    terms["r1"] = penalties.r1_penalty(x, logits, sw.r1)
+            else:
+                terms = {"loss_d": losses.bce_fake(logits)}
+                if sw.r2:
+                    terms["r2"] = penalties.r2_penalty(x, logits, sw.r2)
+            self.opt_d.zero_grad(set_to_none=True)
+            self.amp.backward(total(terms), self.opt_d)
+            if measure and kind == "fake":
+                self.amp.unscale(self.opt_d)
+                out["grad_d"] = grad_norm(self.D)
+            self.amp.step(self.opt_d)
+            for hook in self.after_d:
+                hook()
+            for k, v in _detached(terms).items():
+                out[k] = out[k] + v if k in out else v
+            out["d_" + kind] = torch.sigmoid(logits.detach()).mean()
+        return out
 
     def g_update(self, fake: Tensor, real: Tensor, measure: bool = False) -> Terms:
         """One G update on ``fake``; returns each term (and G's gradient norm when
