@@ -191,6 +191,7 @@ def _tiny_run(cli, out, preset: str, steps: int, every: int) -> None:
         "train", "--preset", preset, "--steps", steps, "--out", out, "--quiet",
         f"train.snapshot_every={every}", "train.batch_size=32", "data.limit=512",
         "model.g_hidden=8,8", "model.d_hidden=8,8", "train.n_samples=16",
+        *(["train.filter_steps=3"] if preset == "ring8" else []),
     )  # fmt: skip
     assert code == 0, err
 
@@ -248,8 +249,12 @@ def test_theory_command_on_a_2d_run(cli, tmp_path):
     code, out, err = cli("theory", run)
     assert code == 0, err
     maps = sorted(p.name for p in (run / "theory" / "heatmaps").iterdir())
-    assert maps == ["step-000000.png", "step-000002.png", "step-000004.png"]
+    assert maps == ["filter.png", "step-000000.png", "step-000002.png", "step-000004.png"]
     assert (run / "theory" / "heatmaps.gif").is_file()
+    # the preset's filter at work: the modes of its raw and its kept samples
+    filtered = json.loads((run / "theory" / "filter.json").read_text())
+    assert set(filtered) == {"raw", "rejection"}
+    assert set(filtered["rejection"]) == {"modes", "hq_share", "kl"}
     rows = [json.loads(line) for line in (run / "theory" / "modes.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 2, 4]
     assert all(r["n_modes"] == 8 and r["n"] == 20_000 for r in rows)

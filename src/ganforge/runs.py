@@ -281,8 +281,11 @@ def load_filter_nets(
     net = RatioNet(math.prod(shape))
     try:
         net.load_state_dict(fitted)
-    except RuntimeError as e:
-        raise GanforgeError(f"{run}: the checkpoint's filter D does not fit ({e})") from None
+    except RuntimeError:
+        raise GanforgeError(
+            f"{run}: the checkpoint's filter D (D_filter) is not a RatioNet of this version: "
+            "sample with --filter none"
+        ) from None
     return g, net.to(device).eval(), True
 
 

@@ -109,6 +109,7 @@ def drs(
     eps: float = EPS,
     max_candidates: int | None = None,
     device: str = "cpu",
+    allow_fewer: bool = False,
 ) -> Filtered:
     """Exactly ``n`` samples of G kept by Discriminator Rejection Sampling with D.
 
@@ -117,7 +118,8 @@ def drs(
     batch of candidates, z ``[batch, latent]`` and u ~ U[0, 1) ``[batch]``; a candidate is kept
     when u < sigmoid(F(x)), D~_M first raised to the batch's largest logit. G and D run in eval
     mode (restored afterwards). Refuses a conditional G or D, and stops with one line once
-    ``max_candidates`` (100 n + the burn-in unless given) are drawn without n kept.
+    ``max_candidates`` (100 n + the burn-in unless given) are drawn without n kept (or, with
+    ``allow_fewer``, returns the fewer kept so far).
     """
     if not (0.0 <= percentile <= 100.0) or burn_in <= 0 or batch <= 0:
         raise GanforgeError("drs: percentile in [0, 100], burn_in and batch > 0")
@@ -135,6 +137,7 @@ def drs(
         accept=lambda lx, d_max, gamma: acceptance(lx, d_max, gamma, eps),
         rises=True,
         hint="lower the percentile",
+        allow_fewer=allow_fewer,
     )
 
 
@@ -149,6 +152,7 @@ def rejection(
     batch: int = BATCH,
     max_candidates: int | None = None,
     device: str = "cpu",
+    allow_fewer: bool = False,
 ) -> Filtered:
     """Exactly ``n`` samples of G kept by plain rejection sampling on D's density ratio: x is
     kept with probability min(1, exp(D~(x) - D~_M)), D~_M the ``quantile`` of the burn-in's
@@ -174,6 +178,7 @@ def rejection(
         accept=lambda lx, d_max, _gamma: torch.exp((lx - d_max).clamp(max=0.0)),
         rises=False,
         hint="try --filter drs, or none",
+        allow_fewer=allow_fewer,
     )
 
 
@@ -191,6 +196,7 @@ def _filter(
     accept: Callable[[Tensor, float, float], Tensor],
     rises: bool,
     hint: str,
+    allow_fewer: bool = False,
 ) -> Filtered:
     """The loop of both filters: D~_M and gamma from the burn-in (``start``), then candidates
     kept with the probabilities ``accept`` gives, D~_M raised to each batch's largest logit
@@ -215,6 +221,8 @@ def _filter(
         accepted = candidates = 0
         while accepted < n:
             if candidates >= limit:
+                if allow_fewer:
+                    break
                 raise GanforgeError(
                     f"{name} kept {accepted} of {n} samples in {candidates} candidates "
                     f"(acceptance {accepted / candidates:.2%}); {hint}"
@@ -231,7 +239,9 @@ def _filter(
     finally:
         g.train(modes[0])
         d.train(modes[1])
-    return Filtered(torch.cat(kept)[:n], accepted / candidates, accepted, candidates, gamma, d_max)
+    rate = accepted / candidates if candidates else 0.0
+    samples = torch.cat(kept)[:n] if kept else torch.empty(0)
+    return Filtered(samples, rate, accepted, candidates, gamma, d_max)
 
 
 RATIO_FEATURES = 128  # random frequencies of a RatioNet (a sine and a cosine of each)

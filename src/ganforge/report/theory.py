@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import LogNorm
 from PIL import Image
 from scipy.special import ndtri
 from torch import nn
@@ -33,8 +34,9 @@ from ganforge.data import from_config
 from ganforge.data.toy import Mixture, mixture_of
 from ganforge.errors import GanforgeError
 from ganforge.metrics.modes import mode_metrics
+from ganforge.nets import filters
 from ganforge.plots import figure
-from ganforge.runs import RunFolder
+from ganforge.runs import RunFolder, load_filter_nets, sample
 from ganforge.snapshots import Snapshot
 
 N_GRID = 1201  # points of the displayed x grid (1-D)
@@ -374,6 +376,70 @@ def heatmap_png(
     return _png(fig, dpi=dpi)
 
 
+FILTER_N = 2000  # samples drawn for the filter's picture, raw and kept (at most) ...
+FILTER_CANDIDATES = 100_000  # ... out of this many candidates
+KEEP_FLOOR = 1e-4  # the lowest probability of being kept that the picture tells apart
+
+
+def filter_png(
+    run: Path,
+    name: str,
+    mixture: Mixture | None,
+    extent: tuple[float, float, float, float],
+    title: str,
+    dpi: int = 90,
+) -> tuple[bytes, dict[str, Any]]:
+    """The sampling filter ``name`` at work on a 2-D run: left, the probability that it keeps
+    a sample at x (from the D it scores with: the fitted one when the run has it) under G's
+    raw samples; right, the samples it keeps. Returns the PNG and, for mixtures, the mode
+    metrics of the raw and the kept samples."""
+    g, d, fitted = load_filter_nets(run)
+    kept = filters.FILTERS[name](
+        g, d, FILTER_N, seed=0, max_candidates=FILTER_CANDIDATES, allow_fewer=True
+    )
+    raw = sample(run, FILTER_N, seed=0).numpy()
+    x0, x1, y0, y1 = extent
+    gx, gy = np.meshgrid(np.linspace(x0, x1, HEAT), np.linspace(y0, y1, HEAT))
+    lg = torch.from_numpy(d_logits(d, np.stack([gx.ravel(), gy.ravel()], axis=1)))
+    if name == "rejection":
+        keep = torch.exp((lg - kept.d_max).clamp(max=0.0))
+    else:
+        keep = filters.acceptance(lg.clamp(max=kept.d_max), kept.d_max, kept.gamma)
+    fig = figure((10.4, 4.8))
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    im = left.imshow(  # a log scale: a filter may keep one sample in a hundred, sharply
+        keep.numpy().reshape(HEAT, HEAT).clip(min=KEEP_FLOOR),
+        origin="lower",
+        extent=extent,
+        cmap="viridis",
+        norm=LogNorm(vmin=KEEP_FLOOR, vmax=1.0),
+        aspect="equal",
+    )
+    fig.colorbar(im, ax=left, fraction=0.046, pad=0.04, label="probability of being kept (log)")
+    which = "the D fitted on the final G" if fitted else "the run's D"
+    left.scatter(raw[:, 0], raw[:, 1], s=2, color="white", alpha=0.4, label="G(z), raw")
+    left.set_title(f"{name}: what it keeps, by {which}", fontsize=9)
+    if kept.accepted:
+        right.scatter(*kept.samples.numpy().T, s=2, color="tab:green", alpha=0.5, label="kept")
+    right.set_title(
+        f"the {kept.accepted:,} samples kept of {kept.candidates:,} (acceptance {kept.rate:.2%})",
+        fontsize=9,
+    )
+    figures: dict[str, Any] = {}
+    for ax in (left, right):
+        if mixture is not None:
+            ax.scatter(*mixture.means.T, marker="x", s=30, color="black", label="mode centres")
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.legend(fontsize=7, loc="upper right", markerscale=3)
+    if mixture is not None:
+        figures = {"raw": mode_metrics(raw, mixture)}
+        if kept.accepted:
+            figures[name] = mode_metrics(kept.samples, mixture)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig, dpi=dpi), figures
+
+
 # ---------------------------------------------------------------- files
 
 
@@ -462,7 +528,9 @@ def theory_report(
     ``panels[0]``, (c) after a G update at step ``panels[1]``, (d) end), ``curves.png`` (JSD,
     V(D, G), V(D*, G) over training), ``run.gif`` (every snapshot, after its D update) and
     ``theory.jsonl``. 2-D: ``heatmaps/step-XXXXXX.png`` and ``heatmaps.gif`` (D's heat map,
-    G's samples, the mode centres) and, for mixtures, ``modes.jsonl`` (mode metrics per step).
+    G's samples, the mode centres) and, for mixtures, ``modes.jsonl`` (mode metrics per step);
+    for a run that filters its samples, ``heatmaps/filter.png`` (``filter_png``) and, for
+    mixtures, ``filter.json`` (modes, high-quality share and KL, raw and kept).
     ``progress(done, total)`` is called as frames are drawn.
     """
     cfg = RunFolder(run).read_config()
@@ -544,4 +612,20 @@ def theory_report(
     if gif:
         write_gif(pngs, out / "heatmaps.gif", ms_per_frame=500)
         files.append(out / "heatmaps.gif")
+    if (chosen_filter := cfg.train.sample_filter) != "none" or cfg.train.filter_steps:
+        png, figures = filter_png(run, filter_name(chosen_filter), mixture, extent, name)
+        (maps / "filter.png").write_bytes(png)
+        files.append(maps / "filter.png")
+        if figures:
+            text = json.dumps(
+                {k: {m: v[m] for m in ("modes", "hq_share", "kl")} for k, v in figures.items()}
+            )
+            (out / "filter.json").write_text(text + "\n")
+            files.append(out / "filter.json")
     return TheoryResult(2, files, rows, [], source)
+
+
+def filter_name(configured: str) -> str:
+    """The filter a 2-D run's picture shows: its ``train.sample_filter``, or rejection when it
+    has a fitted filter D but samples unfiltered by default."""
+    return configured if configured != "none" else "rejection"
