@@ -264,7 +264,7 @@ def test_a_standardised_run_on_moved_and_scaled_points_draws_the_same_samples_so
     common = [
         "train",
         "--steps",
-        "20",
+        "10",
         "--quiet",
         "model.standardize=true",
         "model.g_out=linear",
