@@ -138,6 +138,21 @@ class DiagnoseConfig:
 
 
 @dataclass
+class AppConfig:
+    task: str = "none"  # image-to-image: none (a GAN from noise), sr, colorize, thicken (apps/)
+    scale: int = 4  # sr: upscaling factor, 2 or 4; the input is the scale x scale average pool
+    content: float = 100.0  # weight of the L1 content loss of paired tasks (pix2pix: 100)
+    adv: float = 1.0  # weight of the adversarial loss in G's; 0 trains the plain L1 model (no D)
+    feature: float = 0.0  # sr: weight of the L1 distance of the shipped MNIST net's features
+    cycle: float = 10.0  # thicken: weight of the cycle loss |G_BA(G_AB(a)) - a| (Zhu 2017)
+    identity: float = 0.5  # thicken: identity loss weight as a share of app.cycle's
+    pool: int = 50  # thicken: past fakes each D also sees (Shrivastava 2017); 0 = newest only
+    blocks: int = 4  # residual blocks of G (sr, thicken)
+    patch: int = 32  # colorize: side of the square training patches (a multiple of 8)
+    holdout: int = 500  # sr: bundled digits kept out of training, the eval's fallback test set
+
+
+@dataclass
 class Config:
     preset: str = "mnist-mlp"  # the preset this config started from
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -146,6 +161,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     stab: StabConfig = field(default_factory=StabConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
+    app: AppConfig = field(default_factory=AppConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -199,6 +215,16 @@ _TOY_MLP_2D: dict[str, Any] = {
     "train.threads": 0,  # torch's default: both cores (16 % faster than one at these widths)
     "train.sample_every": 2000,  # a scatter of 1,000 samples takes 0.5 s to draw
     "train.snapshot_every": 2000,
+}
+
+# Image-to-image tasks (apps/, docs/applications.md): small nets, short runs, no diagnosis of
+# a GAN from noise (its rules read D(x) and D(G(z)) of one G).
+_APP: dict[str, Any] = {
+    "train.log_every": 50,
+    "train.ckpt_every": 500,
+    "train.n_samples": 16,
+    "optim.decay_from": 0.5,  # pix2pix: constant rates, then a linear decay to 0
+    "diagnose.enabled": False,
 }
 
 PRESETS: dict[str, Preset] = {
@@ -279,9 +305,50 @@ PRESETS: dict[str, Preset] = {
         "25 Gaussians on a 5 x 5 grid (2-D), small MLPs, packing D, for mode counting (~2 min)",
         {"data.source": "grid25", **_TOY_MLP_2D},
     ),
+    "mnist-sr": Preset(
+        "super-resolution x4 (7 x 7 average pool -> 28 x 28): residual G with pixel shuffle, "
+        "PatchGAN D, L1 + adversarial, on the bundled 5k MNIST (~4 min)",
+        {
+            **_APP,
+            "app.task": "sr",
+            "model.width": 32,
+            "train.batch_size": 16,
+            "train.steps": 1500,
+            "train.threads": 1,  # measured: one thread as fast as two for nets this small
+            "train.sample_every": 500,
+        },
+    ),
+    "colorize": Preset(
+        "colourisation L -> ab (pix2pix: U-Net G, PatchGAN D, L1 x 100) on patches of the "
+        "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~4 min)",
+        {
+            **_APP,
+            "app.task": "colorize",
+            "data.source": "photos",
+            "model.width": 32,
+            "train.batch_size": 16,
+            "train.steps": 1200,
+            "train.sample_every": 400,
+            "train.threads": 1,
+        },
+    ),
+    "mnist-thicken": Preset(
+        "style transfer thin <-> thick digits, unpaired (CycleGAN: two ResNet G, two PatchGAN "
+        "D, LSGAN, cycle 10, identity 5, pool of 50) on the bundled 5k MNIST (~5 min)",
+        {
+            **_APP,
+            "app.task": "thicken",
+            "train.loss": "lsgan",
+            "model.width": 8,
+            "train.batch_size": 8,
+            "train.steps": 1000,
+            "train.sample_every": 250,
+            "train.threads": 1,
+        },
+    ),
 }
 
-SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
+SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose", "app")
 
 # The names a key may take. Config knows names only: each table of implementations lives with
 # what it implements (``losses.LOSSES``, ``nets.ARCHS``, ``nets.conditional.CONDITIONING``,
@@ -289,6 +356,7 @@ SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 ARCH_NAMES = ("mlp", "dcgan", "progressive")
 COND_NAMES = ("concat", "projection", "acgan")
+APP_TASKS = ("sr", "colorize", "thicken")  # apps.TASKS
 SAMPLE_FILTERS = ("drs",)  # nets.filters.FILTERS; "none" keeps every sample
 NONFINITE_ACTIONS: dict[str, str] = {
     "stop": "stop with one line naming the step and the tensor; the last checkpoint is kept",
@@ -301,6 +369,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
     "train.on_nonfinite": tuple(NONFINITE_ACTIONS),
     "train.sample_filter": ("none", *SAMPLE_FILTERS),
+    "app.task": ("none", *APP_TASKS),
 }
 
 # Checks of range and choice, one row per field: (predicate, what the value must be).
@@ -375,6 +444,16 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "diagnose.osc_growth": (lambda v: v > 1, "> 1"),
     "diagnose.osc_min": _NON_NEGATIVE,
     "train.snapshot_every": _NON_NEGATIVE,
+    "app.scale": (lambda v: v in (2, 4), "2 or 4"),
+    "app.content": _NON_NEGATIVE,
+    "app.adv": _NON_NEGATIVE,
+    "app.feature": _NON_NEGATIVE,
+    "app.cycle": _NON_NEGATIVE,
+    "app.identity": _NON_NEGATIVE,
+    "app.pool": _NON_NEGATIVE,
+    "app.blocks": _POSITIVE,
+    "app.patch": (lambda v: v >= 8 and v % 8 == 0, "a multiple of 8, at least 8"),
+    "app.holdout": _NON_NEGATIVE,
 }
 
 

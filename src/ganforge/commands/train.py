@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge import config as cfglib
+from ganforge.apps.train import train_app
 from ganforge.data import DATA_SOURCES
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.losses import LOSSES
@@ -175,6 +176,15 @@ def _train_config(args: argparse.Namespace) -> cfglib.Config:
 def _train(args: argparse.Namespace) -> Any:
 
     if args.resume is not None:
+        if RunFolder(args.resume).read_config().app.task != "none":
+            if args.nproc is not None:
+                raise ConfigError("--nproc does not train the image-to-image tasks")
+            return train_app(
+                cfglib.Config(),
+                resume=args.resume,
+                resume_overrides=_resume_overrides(args),
+                quiet=args.quiet,
+            )
         return train(
             cfglib.Config(),
             resume=args.resume,
@@ -182,6 +192,8 @@ def _train(args: argparse.Namespace) -> Any:
             quiet=args.quiet,
         )
     cfg = _train_config(args)
+    if cfg.app.task != "none":  # an image-to-image task (apps/)
+        return train_app(cfg, args.out, overwrite=args.overwrite, quiet=args.quiet)
     return train(cfg, args.out, overwrite=args.overwrite, quiet=args.quiet)
 
 
