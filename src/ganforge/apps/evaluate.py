@@ -40,14 +40,12 @@ from ganforge.errors import GanforgeError
 from ganforge.metrics.features import extract, mnist_net
 from ganforge.metrics.fid import fid
 from ganforge.metrics.image import colourfulness, ink, luma, psnr, ssim, to_unit
-from ganforge.runs import RunFolder, write_json
+from ganforge.runs import BEFORE_AFTER, RunFolder, write_json
 
 from .train import write_grid
 from .translate import Translator, load_translator, translate
 
 Tensor = torch.Tensor
-
-BEFORE_AFTER = "before-after.png"  # the eval's figure, beside eval.json
 
 
 def _digits(
@@ -281,7 +279,7 @@ def evaluate_app(
     else:
         result = evaluate_colorize(tr, base, real)
     folder = RunFolder(Path(run))
-    figure = folder.path / BEFORE_AFTER
+    figure = folder.before_after
     if "_rows" in result:
         photo_rows_png(result.pop("_rows"), figure)
     else:

@@ -22,7 +22,7 @@ from ganforge.config import Config
 from ganforge.data.lab import join_lab, split_lab
 from ganforge.data.transforms import luminance
 from ganforge.errors import DataError, GanforgeError
-from ganforge.nets.translate import UNet
+from ganforge.nets.translate import ResnetG, UNet
 from ganforge.runs import RunFolder
 
 from .tasks import TASKS, build_nets
@@ -126,7 +126,8 @@ def translate(tr: Translator, x: Tensor, direction: str = "AB") -> Tensor:
         return tiled(tr.nets["G"], _gray(x), 1).clamp(-1, 1)
     if tr.task == "thicken":
         g = tr.nets["G_AB" if direction == "AB" else "G_BA"]
-        return tiled(g, _gray(x), 4).clamp(-1, 1)
+        assert isinstance(g, ResnetG)
+        return tiled(g, _gray(x), 2**g.downs).clamp(-1, 1)
     rgb = ((x if x.shape[1] == 3 else x.repeat(1, 3, 1, 1)) + 1) / 2
     light, _ = split_lab(rgb)
     g = tr.nets["G"]

@@ -25,7 +25,7 @@ Tensor = torch.Tensor
 PHOTOS = "photos"  # data.source of colorize: the photographs shipped with scikit-learn/-image
 TEST_PHOTOS = ("flower.jpg", "coffee")  # held out: the colour test set
 # skimage.data's colour photographs (their loader names); coffee is a test image
-SKIMAGE_TRAIN = ("astronaut", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+SKIMAGE_TRAIN = ("astronaut", "chelsea", "rocket", "immunohistochemistry")
 
 
 def shuffled(n: int, seed: int) -> Tensor:

@@ -7,7 +7,7 @@
   each level's encoder features joined to the decoder's (skips); BatchNorm, in eval mode at
   test time.
 - ``ResnetG``: CycleGAN's G (Zhu et al. 2017, after Johnson et al. 2016): 7 x 7 convolution,
-  two stride-2 downsamplings, residual blocks, two upsamplings, 7 x 7 convolution, tanh;
+  stride-2 downsamplings, residual blocks, as many upsamplings, 7 x 7 convolution, tanh;
   instance norm.
 - ``PatchD``: the PatchGAN D (Isola et al. 2017): a grid of logits, each judging one patch.
 """
@@ -124,25 +124,32 @@ class UNet(nn.Module):
 
 
 class ResnetG(nn.Module):
-    """``[N, C, H, W]`` -> ``[N, C, H, W]`` in [-1, 1] (H, W multiples of 4); instance norm."""
+    """``[N, C, H, W]`` -> ``[N, C, H, W]`` in [-1, 1] (H, W multiples of 2^downs); instance
+    norm. CycleGAN downsamples twice for 256-pixel photographs; a 28-pixel digit's strokes
+    are 2-3 pixels wide, so the tasks here downsample once (``downs``), keeping the residual
+    blocks at 14 x 14."""
 
-    def __init__(self, channels: int = 1, width: int = 16, blocks: int = 4) -> None:
+    def __init__(self, channels: int = 1, width: int = 16, blocks: int = 4, downs: int = 1):
         super().__init__()
+        self.downs = downs
 
         def block(cin: int, cout: int, conv: nn.Module) -> list[nn.Module]:
             return [conv, nn.InstanceNorm2d(cout, affine=True), nn.ReLU()]
 
         w = width
         layers: list[nn.Module] = [
-            *block(channels, w, nn.Conv2d(channels, w, 7, padding=3, padding_mode="reflect")),
-            *block(w, 2 * w, nn.Conv2d(w, 2 * w, 3, 2, 1)),
-            *block(2 * w, 4 * w, nn.Conv2d(2 * w, 4 * w, 3, 2, 1)),
-            *(ResBlock(4 * w, "instance") for _ in range(blocks)),
-            *block(4 * w, 2 * w, nn.ConvTranspose2d(4 * w, 2 * w, 3, 2, 1, output_padding=1)),
-            *block(2 * w, w, nn.ConvTranspose2d(2 * w, w, 3, 2, 1, output_padding=1)),
-            nn.Conv2d(w, channels, 7, padding=3, padding_mode="reflect"),
-            nn.Tanh(),
+            *block(channels, w, nn.Conv2d(channels, w, 7, padding=3, padding_mode="reflect"))
         ]
+        for i in range(downs):  # [N, w 2^i, H, W] -> [N, w 2^(i+1), H / 2, W / 2]
+            layers += block(
+                w * 2**i, w * 2 ** (i + 1), nn.Conv2d(w * 2**i, w * 2 ** (i + 1), 3, 2, 1)
+            )
+        top = w * 2**downs
+        layers += [ResBlock(top, "instance") for _ in range(blocks)]
+        for i in reversed(range(downs)):
+            c_in, c_out = w * 2 ** (i + 1), w * 2**i
+            layers += block(c_in, c_out, nn.ConvTranspose2d(c_in, c_out, 3, 2, 1, output_padding=1))
+        layers += [nn.Conv2d(w, channels, 7, padding=3, padding_mode="reflect"), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
