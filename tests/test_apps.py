@@ -142,7 +142,15 @@ def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
     return {k: v for k, v in tensors.items() if not k.startswith("meter.")}
 
 
-@pytest.mark.parametrize("preset", ["mnist-sr", "mnist-thicken", "colorize"])
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "mnist-sr",
+        # the pools and the patch generator: a few seconds each, in the slow tier
+        pytest.param("mnist-thicken", marks=pytest.mark.slow),
+        pytest.param("colorize", marks=pytest.mark.slow),
+    ],
+)
 def test_a_run_stopped_and_resumed_matches_the_uninterrupted_one_bit_for_bit(preset, tmp_path):
     run = tmp_path / "run"
     _train(preset, run, 6)
@@ -231,3 +239,19 @@ def test_eval_measures_the_run_beside_bicubic_and_identity(sr_run, tmp_path, cap
     assert methods["truth"]["psnr"] == pytest.approx(100.0)  # equal images: the cap
     assert methods["bicubic"]["psnr"] > methods["identity"]["psnr"]
     assert (run / "before-after.png").is_file()
+
+
+def test_the_plain_l1_model_trains_from_the_command_line_with_its_report(tmp_path):
+    out = tmp_path / "l1"
+    args = ["train", "--preset", "mnist-sr", "--steps", "2", "--out", str(out), "--quiet"]
+    assert main([*args, *TINY["mnist-sr"], "app.adv=0", "app.scale=2"]) == 0
+    assert (out / "report.html").is_file() and (out / "loss.png").is_file()
+    tensors, _ = checkpoint.read(checkpoint.path_for(out / "checkpoints", 2))
+    assert not any(k.startswith("D.") for k in tensors)  # no D: content loss alone
+
+
+def test_app_keys_are_checked_in_one_line(capsys):
+    assert main(["train", "--preset", "mnist-sr", "app.scale=3"]) == 2
+    assert "app.scale: must be 2 or 4" in capsys.readouterr().err
+    assert main(["train", "--preset", "mnist-sr", "--data", "cifar10"]) == 2
+    assert "bundled digits" in capsys.readouterr().err
