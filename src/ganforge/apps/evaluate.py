@@ -99,10 +99,6 @@ def _digit_figures(
     return out
 
 
-def _run_outputs(tr: Translator, x: Tensor, direction: str) -> Tensor:
-    return translate(tr, x, direction)
-
-
 def evaluate_sr(
     tr: Translator, baseline: Translator | None, real: str | None, n: int | None
 ) -> dict[str, Any]:
@@ -112,14 +108,14 @@ def evaluate_sr(
     s = tr.cfg.app.scale
     lr = average_pool(hr, s)
     outputs = {
-        "gan": _run_outputs(tr, lr, "AB"),
+        "gan": translate(tr, lr, "AB"),
         "bicubic": F.interpolate(lr, scale_factor=s, mode="bicubic", align_corners=False).clamp(
             -1, 1
         ),
         "identity": F.interpolate(lr, scale_factor=s, mode="nearest"),
     }
     if baseline is not None:
-        outputs["l1"] = _run_outputs(baseline, lr, "AB")
+        outputs["l1"] = translate(baseline, lr, "AB")
     figures = _digit_figures(outputs, hr, labels, reference, border=s)
     cells = torch.stack(
         [

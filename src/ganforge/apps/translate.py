@@ -29,8 +29,8 @@ from .tasks import TASKS, build_nets
 
 Tensor = torch.Tensor
 
-TILE = 256  # images with more pixels than TILE^2 go through G in tiles of TILE x TILE ...
-OVERLAP = 16  # ... overlapping by this much on each side, only the tiles' centres kept
+TILE = 1024  # images with more pixels than TILE^2 go through G in tiles of TILE x TILE ...
+OVERLAP = 32  # ... overlapping by this much on each side, only the tiles' centres kept
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
