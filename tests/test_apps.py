@@ -255,3 +255,23 @@ def test_app_keys_are_checked_in_one_line(capsys):
     assert "app.scale: must be 2 or 4" in capsys.readouterr().err
     assert main(["train", "--preset", "mnist-sr", "--data", "cifar10"]) == 2
     assert "bundled digits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("preset", "shape", "direction", "want"),
+    [
+        ("colorize", (1, 3, 20, 30), "AB", (1, 3, 20, 30)),  # padded to 24 x 32 and back
+        ("colorize", (2, 1, 9, 9), "AB", (2, 3, 9, 9)),  # gray in, colour out
+        ("mnist-thicken", (1, 1, 30, 29), "BA", (1, 1, 30, 29)),
+        ("mnist-thicken", (1, 3, 28, 28), "AB", (1, 1, 28, 28)),  # colour: its luminance
+    ],
+)
+def test_translate_keeps_any_size(preset, shape, direction, want):
+    from ganforge.apps.tasks import TASKS, build_nets
+    from ganforge.apps.translate import Translator, translate
+
+    cfg = build(preset, overrides=TINY[preset])
+    nets = {k: m.eval() for k, m in build_nets(cfg).items() if k in TASKS[cfg.app.task].generators}
+    out = translate(Translator(cfg, nets, 0), torch.rand(shape) * 2 - 1, direction)
+    assert out.shape == want
+    assert float(out.min()) >= -1 and float(out.max()) <= 1
