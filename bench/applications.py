@@ -4,14 +4,15 @@
     python bench/applications.py --preset mnist-sr --seeds 0 1
     python bench/applications.py --out bench-runs --png docs/img/applications
 
-For each preset (mnist-sr, mnist-thicken, colorize) and seed: trains the preset (the GAN) and
-the plain L1 model (the same preset, script and steps with ``app.adv=0``), one after the
-other, timing each; evaluates the GAN with the L1 model as ``--baseline`` (``ganforge eval``:
-held-out data only, the MNIST test set from ``--real`` for the digit tasks when it exists,
-else the tasks' fallbacks); writes each run's report.html; prints per direction and method
-the figures (PSNR, SSIM, classifier accuracy, FID, ink ratio; colorize: PSNR, SSIM,
-colourfulness and its ratio to the truth's) and the wall time of each training. With
-``--png DIR`` the before/after figure of each preset is copied to DIR/PRESET.png.
+For each preset (mnist-sr, mnist-thicken, colorize) and seed: trains the preset (the GAN)
+and the plain L1 model (the same preset, script and steps with ``app.adv=0
+app.feature=0``), one after the other, timing each; evaluates the GAN with the L1 model as
+``--baseline`` (``ganforge eval``: held-out data only, the MNIST test set from ``--real``
+for the digit tasks when it exists, else the tasks' fallbacks); writes each run's
+report.html; prints per direction and method the figures (PSNR, SSIM, classifier accuracy,
+FID, ink ratio; colorize: PSNR, SSIM, colourfulness and its ratio to the truth's) and the
+wall time of each training. With ``--png DIR`` the before/after figure of each preset is
+copied to DIR/PRESET.png. ``--eval-only`` evaluates the runs a former call trained.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def main() -> None:
             times = {"gan": float("nan"), "l1": float("nan")}
             if not args.eval_only:
                 times["gan"] = train_one(preset, gan, seed, args.overrides)
-                times["l1"] = train_one(preset, l1, seed, [*args.overrides, "app.adv=0"])
+                times["l1"] = train_one(
+                    preset, l1, seed, [*args.overrides, "app.adv=0", "app.feature=0"]
+                )
             else:
                 for key, run in (("gan", gan), ("l1", l1)):
                     rows = list(RunFolder(run).metrics())
