@@ -307,7 +307,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-sr": Preset(
         "super-resolution x4 (7 x 7 average pool -> 28 x 28): residual G with pixel shuffle, "
-        "PatchGAN D, L1 + adversarial, on the bundled 5k MNIST (~4 min)",
+        "PatchGAN D, L1 + adversarial, on the bundled 5k MNIST (~3 min)",
         {
             **_APP,
             "app.task": "sr",
@@ -324,7 +324,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "colorize": Preset(
         "colourisation L -> ab (pix2pix: U-Net G, PatchGAN D, L1 x 100) on patches of the "
-        "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~4 min)",
+        "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~3.5 min)",
         {
             **_APP,
             "app.task": "colorize",
@@ -338,7 +338,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-thicken": Preset(
         "style transfer thin <-> thick digits, unpaired (CycleGAN: two ResNet G, two PatchGAN "
-        "D, LSGAN, cycle 5, identity 2.5, pool of 50) on the bundled 5k MNIST (~4 min)",
+        "D, LSGAN, cycle 5, identity 2.5, pool of 50) on the bundled 5k MNIST (~2.5 min)",
         {
             **_APP,
             "app.task": "thicken",
