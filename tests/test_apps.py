@@ -275,3 +275,10 @@ def test_translate_keeps_any_size(preset, shape, direction, want):
     out = translate(Translator(cfg, nets, 0), torch.rand(shape) * 2 - 1, direction)
     assert out.shape == want
     assert float(out.min()) >= -1 and float(out.max()) <= 1
+
+
+def test_the_tasks_refuse_several_processes(tmp_path, capsys):
+    args = ["train", "--preset", "mnist-thicken", "--nproc", "2", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--nproc does not train the image-to-image tasks" in err and len(err.splitlines()) == 1

@@ -19,10 +19,11 @@ from PIL import Image
 
 from ganforge import checkpoint
 from ganforge.config import Config
-from ganforge.errors import GanforgeError
+from ganforge.errors import ConfigError, GanforgeError
 from ganforge.plots import image_grid, loss_plot
 from ganforge.runs import RunFolder
 from ganforge.train import device as devices
+from ganforge.train import distributed
 from ganforge.train.loop import (
     Result,
     _Display,
@@ -231,6 +232,8 @@ def train_app(
 ) -> Result:
     """Train the image-to-image ``cfg`` into a new run folder ``out``, or continue ``resume``."""
     cfg, run = prepare(cfg, out, resume, resume_overrides)
+    if distributed.from_env().world > 1:  # each rank would train its own copy into one folder
+        raise ConfigError("the image-to-image tasks train in one process: not under torchrun")
     fresh = resume is None or run.latest_checkpoint_step() is None
     trainer = AppTrainer(cfg, run, quiet)
     if fresh:
