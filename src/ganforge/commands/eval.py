@@ -167,6 +167,10 @@ def print_app_table(result: dict[str, Any]) -> None:
 
 
 def _run_app(args: argparse.Namespace) -> int:
+    if args.best or args.features is not None:
+        raise GanforgeError(
+            "--best and --features are for GANs from noise, not image-to-image runs"
+        )
     result = evaluate_app(args.run, baseline=args.baseline, real=args.real, n=args.n)
     print_app_table(result)
     if args.json is not None:
