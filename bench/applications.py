@@ -70,7 +70,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", nargs="*", default=list(PRESETS), choices=PRESETS)
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
-    p.add_argument("--out", type=Path, default=Path("bench-runs/applications"))
+    p.add_argument("--out", type=Path, default=Path("runs/bench-applications"))
     p.add_argument("--real", type=Path, default=TEST_SET, help="MNIST test set (IDX files)")
     p.add_argument("--png", type=Path, help="copy the before/after figures here")
     p.add_argument("--eval-only", action="store_true", help="evaluate runs trained before")
