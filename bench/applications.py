@@ -2,7 +2,7 @@
 
     python bench/applications.py                          # every preset, seed 0
     python bench/applications.py --preset mnist-sr --seeds 0 1
-    python bench/applications.py --out bench-runs --png docs/img/applications
+    python bench/applications.py --png docs/applications    # the figures of docs/applications.md
 
 For each preset (mnist-sr, mnist-thicken, colorize) and seed: trains the preset (the GAN)
 and the plain L1 model (the same preset, script and steps with ``app.adv=0
