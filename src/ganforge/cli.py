@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a GAN into a run folder",
     "sample": "draw samples from a trained generator",
     "inpaint": "fill the missing pixels of an image with a trained generator",
+    "translate": "apply an image-to-image generator (super-resolution, colour, style) to a file",
     "ablate": "compare configs: a grid of runs over seeds, in parallel, with tables and a chart",
     "eval": "evaluate a trained generator: FID, KID, precision/recall, classes, with intervals",
     "diagnose": "say in words what went wrong in a run, and what to try",

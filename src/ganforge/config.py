@@ -141,6 +141,21 @@ class DiagnoseConfig:
 
 
 @dataclass
+class AppConfig:
+    task: str = "none"  # image-to-image: none (a GAN from noise), sr, colorize, thicken (apps/)
+    scale: int = 4  # sr: upscaling factor, 2 or 4; the input is the scale x scale average pool
+    content: float = 100.0  # weight of the L1 content loss of paired tasks (pix2pix: 100)
+    adv: float = 1.0  # weight of the adversarial loss in G's; 0 trains the plain L1 model (no D)
+    feature: float = 0.0  # sr: weight of the L1 distance of the shipped MNIST net's features
+    cycle: float = 10.0  # thicken: weight of the cycle loss |G_BA(G_AB(a)) - a| (Zhu 2017)
+    identity: float = 0.5  # thicken: identity loss weight as a share of app.cycle's
+    pool: int = 50  # thicken: past fakes each D also sees (Shrivastava 2017); 0 = newest only
+    blocks: int = 4  # residual blocks of G (sr, thicken)
+    patch: int = 32  # colorize: side of the square training patches (a multiple of 8)
+    holdout: int = 500  # sr: bundled digits kept out of training, the eval's fallback test set
+
+
+@dataclass
 class Config:
     preset: str = "mnist-mlp"  # the preset this config started from
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -149,6 +164,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     stab: StabConfig = field(default_factory=StabConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
+    app: AppConfig = field(default_factory=AppConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -207,6 +223,16 @@ _POINTS2D: dict[str, Any] = {
     "train.snapshot_every": 2000,
     "train.filter_steps": 1000,  # the filter's D, fitted on the final G
     "train.sample_filter": "rejection",  # ganforge sample: rejection by that D's density ratio
+}
+
+# Image-to-image tasks (apps/, docs/applications.md): small nets, short runs, no diagnosis of
+# a GAN from noise (its rules read D(x) and D(G(z)) of one G).
+_APP: dict[str, Any] = {
+    "train.log_every": 50,
+    "train.ckpt_every": 500,
+    "train.n_samples": 16,
+    "optim.decay_from": 0.5,  # pix2pix: constant rates, then a linear decay to 0
+    "diagnose.enabled": False,
 }
 
 PRESETS: dict[str, Preset] = {
@@ -288,9 +314,59 @@ PRESETS: dict[str, Preset] = {
     "grid25": Preset(
         "points2d on 25 Gaussians on a 5 x 5 grid (~3 min)", {**_POINTS2D, "data.source": "grid25"}
     ),
+    "mnist-sr": Preset(
+        "super-resolution x4 (7 x 7 average pool -> 28 x 28): residual G with pixel shuffle, "
+        "PatchGAN D, L1 + adversarial, on the bundled 5k MNIST (~3 min)",
+        {
+            **_APP,
+            "app.task": "sr",
+            # the shipped MNIST network's features (docs/applications.md: on the same 5,000
+            # test digits, accuracy 0.935 -> 0.946, FID 46.3 -> 42.2; content 20: worse)
+            "app.feature": 10.0,
+            "model.width": 32,
+            "optim.lr_g": 1e-3,  # at 2e-4 the L1 still fell steeply after 300 steps
+            "train.batch_size": 16,
+            "train.steps": 1000,
+            "train.threads": 1,
+            "train.sample_every": 250,
+        },
+    ),
+    "colorize": Preset(
+        "colourisation L -> ab (pix2pix: U-Net G, PatchGAN D, L1 x 100) on patches of the "
+        "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~3.5 min)",
+        {
+            **_APP,
+            "app.task": "colorize",
+            "data.source": "photos",
+            "model.width": 32,
+            "train.batch_size": 16,
+            "train.steps": 1000,
+            "train.sample_every": 250,
+            "train.threads": 1,
+        },
+    ),
+    "mnist-thicken": Preset(
+        "style transfer thin <-> thick digits, unpaired (CycleGAN: two ResNet G, two PatchGAN "
+        "D, LSGAN, cycle 2.5, identity 0.5 x cycle, pool of 50) on the bundled 5k MNIST (~3.5 min)",
+        {
+            **_APP,
+            "app.task": "thicken",
+            # CycleGAN's 10 keeps strokes thin: dilation loses what the way back needs
+            # (docs/applications.md: A -> B PSNR 16.7, 18.0, 18.9 dB and ink ratio 0.84,
+            # 0.88, 0.91 at cycle 10, 5, 2.5)
+            "app.cycle": 2.5,
+            "train.loss": "lsgan",
+            "model.width": 8,
+            "app.blocks": 2,
+            "train.batch_size": 8,
+            "train.steps": 800,
+            "train.sample_every": 200,
+            "train.threads": 1,
+        },
+    ),
 }
 
-SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
+SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose", "app")
 
 # The names a key may take. Config knows names only: each table of implementations lives with
 # what it implements (``losses.LOSSES``, ``nets.ARCHS``, ``nets.conditional.CONDITIONING``,
@@ -298,6 +374,7 @@ SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose")
 LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 ARCH_NAMES = ("mlp", "dcgan", "progressive")
 COND_NAMES = ("concat", "projection", "acgan")
+APP_TASKS = ("sr", "colorize", "thicken")  # apps.TASKS
 SAMPLE_FILTERS = ("drs", "rejection")  # nets.filters.FILTERS; "none" keeps every sample
 NONFINITE_ACTIONS: dict[str, str] = {
     "stop": "stop with one line naming the step and the tensor; the last checkpoint is kept",
@@ -311,6 +388,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.on_nonfinite": tuple(NONFINITE_ACTIONS),
     "train.sample_filter": ("none", *SAMPLE_FILTERS),
     "train.d_update": ("joint", "split"),
+    "app.task": ("none", *APP_TASKS),
 }
 
 # Checks of range and choice, one row per field: (predicate, what the value must be).
@@ -385,6 +463,16 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "diagnose.osc_growth": (lambda v: v > 1, "> 1"),
     "diagnose.osc_min": _NON_NEGATIVE,
     "train.snapshot_every": _NON_NEGATIVE,
+    "app.scale": (lambda v: v in (2, 4), "2 or 4"),
+    "app.content": _NON_NEGATIVE,
+    "app.adv": _NON_NEGATIVE,
+    "app.feature": _NON_NEGATIVE,
+    "app.cycle": _NON_NEGATIVE,
+    "app.identity": _NON_NEGATIVE,
+    "app.pool": _NON_NEGATIVE,
+    "app.blocks": _POSITIVE,
+    "app.patch": (lambda v: v >= 8 and v % 8 == 0, "a multiple of 8, at least 8"),
+    "app.holdout": _NON_NEGATIVE,
 }
 
 

@@ -9,6 +9,7 @@ RUN/checkpoints/step-XXXXXX.safetensors
 RUN/checkpoints/best.safetensors  the lowest FID so far, with train.eval_every
 RUN/events.jsonl           one JSON object per event (a rollback after a NaN), when any
 RUN/eval.json              what ``ganforge eval`` measured
+RUN/before-after.png       image-to-image runs: inputs, baselines, outputs, truth (the eval's)
 RUN/tb/                    TensorBoard events, when enabled
 RUN/snapshots/step-XXXXXX.safetensors  G and D weights, when train.snapshot_every > 0
 RUN/theory/                what ``ganforge theory`` draws
@@ -39,6 +40,7 @@ from ganforge.nets.filters import FILTERS, Filtered, RatioNet
 
 BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
 EVAL_FILE = "eval.json"
+BEFORE_AFTER = "before-after.png"  # image-to-image runs: the eval's figure
 
 # What a run writes: --overwrite deletes these and nothing else.
 RUN_FILES = (
@@ -48,6 +50,7 @@ RUN_FILES = (
     "loss.png",
     "report.html",
     EVAL_FILE,
+    BEFORE_AFTER,
     "samples",
     "checkpoints",
     "tb",
@@ -87,6 +90,10 @@ class RunFolder:
     @property
     def eval_file(self) -> Path:
         return self.path / EVAL_FILE
+
+    @property
+    def before_after(self) -> Path:
+        return self.path / BEFORE_AFTER
 
     @property
     def report_file(self) -> Path:

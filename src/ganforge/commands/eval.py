@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganforge import runs
+from ganforge.apps.evaluate import evaluate_app
 from ganforge.config import CHOICES
 from ganforge.errors import GanforgeError
 from ganforge.evaluation import evaluate_run
@@ -73,6 +74,13 @@ def add_arguments(e: argparse.ArgumentParser) -> None:
         choices=CHOICES["train.sample_filter"],
         help="judge the samples this filter keeps, as `ganforge sample --filter` writes them "
         "(default: the run's train.sample_filter)",
+    )
+    e.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="RUN",
+        help="image-to-image runs: the plain L1 model (a run of the same preset with "
+        "app.adv=0), measured beside the run",
     )
     e.add_argument(
         "--best",
@@ -153,8 +161,42 @@ def write_json(result: dict[str, Any], path: Path) -> None:
         raise GanforgeError(f"cannot write {path}: {e.strerror}") from None
 
 
-def run(args: argparse.Namespace) -> int:
+def print_app_table(result: dict[str, Any]) -> None:
+    """The figures of an image-to-image run: a row per direction and method."""
+    table = Table(
+        title=f"{result['run']} ({result['task']}, step {result['step']})",
+        caption=f"test data: {result['test']}; n = {result['n']}; figure: "
+        f"{result['figure']} (columns: {', '.join(result['columns'])})",
+    )
+    rows = [
+        (d, m, figs) for d, methods in result["directions"].items() for m, figs in methods.items()
+    ]
+    keys = list(rows[0][2])
+    for col in ("direction", "method", *keys):
+        table.add_column(col, justify="left" if col in ("direction", "method") else "right")
+    for d, m, figs in rows:
+        table.add_row(d, m, *(_num(figs[k]) for k in keys))
+    Console(width=max(100, Console().width)).print(table)
 
+
+def _run_app(args: argparse.Namespace) -> int:
+    if args.best or args.features is not None:
+        raise GanforgeError(
+            "--best and --features are for GANs from noise, not image-to-image runs"
+        )
+    result = evaluate_app(args.run, baseline=args.baseline, real=args.real, n=args.n)
+    print_app_table(result)
+    if args.json is not None:
+        write_json(result, args.json)
+    print(f"wrote {RunFolder(args.run).eval_file}" + (f" and {args.json}" if args.json else ""))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if RunFolder(args.run).read_config().app.task != "none":
+        return _run_app(args)
+    if args.baseline is not None:
+        raise GanforgeError("--baseline is for image-to-image runs (presets mnist-sr, ...)")
     console = Console(stderr=True)
     kwargs: dict[str, Any] = {
         "n": args.n,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge import config as cfglib
+from ganforge.apps.train import train_app
 from ganforge.data import DATA_SOURCES
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.losses import LOSSES
@@ -175,6 +176,13 @@ def _train_config(args: argparse.Namespace) -> cfglib.Config:
 def _train(args: argparse.Namespace) -> Any:
 
     if args.resume is not None:
+        if RunFolder(args.resume).read_config().app.task != "none":
+            return train_app(
+                cfglib.Config(),
+                resume=args.resume,
+                resume_overrides=_resume_overrides(args),
+                quiet=args.quiet,
+            )
         return train(
             cfglib.Config(),
             resume=args.resume,
@@ -182,6 +190,8 @@ def _train(args: argparse.Namespace) -> Any:
             quiet=args.quiet,
         )
     cfg = _train_config(args)
+    if cfg.app.task != "none":  # an image-to-image task (apps/)
+        return train_app(cfg, args.out, overwrite=args.overwrite, quiet=args.quiet)
     return train(cfg, args.out, overwrite=args.overwrite, quiet=args.quiet)
 
 
@@ -194,7 +204,7 @@ def _launch(args: argparse.Namespace) -> int:
     if "WORLD_SIZE" in os.environ:
         raise ConfigError("--nproc starts the processes itself: do not combine it with torchrun")
     if args.resume is not None:  # the run folder, its checkpoint and the overrides
-        prepare(cfglib.Config(), None, args.resume, _resume_overrides(args))
+        cfg, _ = prepare(cfglib.Config(), None, args.resume, _resume_overrides(args))
     else:
         cfg = _train_config(args)
         if args.out is None:  # one folder for every rank, named here
@@ -202,6 +212,10 @@ def _launch(args: argparse.Namespace) -> int:
         out = args.out
         if out.is_dir() and any(out.iterdir()) and not args.overwrite:
             RunFolder(out).prepare_new(overwrite=False)  # raises its one-line error
+    if cfg.app.task != "none":
+        raise ConfigError(
+            f"--nproc does not train the image-to-image tasks (app.task={cfg.app.task})"
+        )
     worker_args = argparse.Namespace(**{**vars(args), "nproc": None})
     codes = distributed.launch(args.nproc, _worker, worker_args)
     return max(codes, default=0)

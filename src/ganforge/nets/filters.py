@@ -288,5 +288,5 @@ class RatioNet(nn.Module):
 
 
 # The filters of ``ganforge sample --filter`` besides "none" (names: config.SAMPLE_FILTERS).
-FILTERS = {"drs": drs, "rejection": rejection}
+FILTERS: dict[str, Callable[..., Filtered]] = {"drs": drs, "rejection": rejection}
 assert tuple(FILTERS) == SAMPLE_FILTERS

@@ -331,6 +331,15 @@ def _evaluation(runs: Sequence[RunData]) -> str:
                 f"<td>{_fmt(v.get('floor'))}</td><td>{_fmt(v.get('n'))}</td></tr>"
             )
         parts.append(f"{title}<table>{head}{''.join(body)}</table>")
+        figure = RunFolder(run.path).before_after
+        if "columns" in ev and figure.is_file():  # an image-to-image run's before/after
+            caption = f"Before and after, on {ev.get('test', 'held-out data')}: " + ", ".join(
+                map(str, ev["columns"])
+            )
+            parts.append(
+                f"<figure>{_img(_png_uri(figure.read_bytes()), 'before and after', 'grid')}"
+                f"<figcaption>{_e(caption)}</figcaption></figure>"
+            )
     return "".join(parts)
 
 
