@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     real = args.real or (str(MNIST_TEST) if MNIST_TEST.is_dir() else "mnist5k")
     n = args.n or (5000 if real != "mnist5k" else 2500)
 
+    check_same_maths(args.seed)  # the course's G, into which Keras' is converted, is mnist-mlp's
     with tempfile.TemporaryDirectory(prefix="ganforge-parity-") as tmp:
         base = args.out or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
@@ -369,7 +370,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"{PROBE} z (eval mode)"
                 )
             elif side == "ganforge":
-                check_same_maths(args.seed)
                 extra = [f"train.threads={args.threads}"] if args.threads else []
                 cmd = ["--preset", "mnist-mlp", "--steps", "1000000", "train.d_update=split"]
                 cmd += ["train.seed=" + str(args.seed), *extra]
