@@ -47,8 +47,12 @@ COMBO = [
     "model.spectral_norm=true train.loss=hinge stab.ema=0.999",
 ]
 SETS = {"alone": ALONE, "combo": COMBO, "all": ALONE + COMBO}
-# The toy presets as first shipped: no packing, no EMA, constant rates, D 128-128.
+# The toy presets as first shipped: no packing, no EMA, constant rates, D 128-128, the data
+# as given, every sample kept.
 FIRST = [
+    "model.standardize=false",
+    "train.filter_steps=0",
+    "train.sample_filter=none",
     "model.pack=1",
     "model.d_hidden=128,128",
     "stab.ema=0",
