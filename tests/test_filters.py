@@ -12,8 +12,10 @@ from conftest import TINY
 from ganforge import runs
 from ganforge.cli import main
 from ganforge.config import CHOICES, SAMPLE_FILTERS
-from ganforge.data import from_config
+from ganforge.data import from_config, mixture_of
 from ganforge.errors import GanforgeError
+from ganforge.evaluation import evaluate_run
+from ganforge.metrics.modes import mode_metrics
 from ganforge.nets.filters import (
     EPS,
     FILTERS,
@@ -351,3 +353,21 @@ def test_filter_steps_on_images_is_refused_in_one_line(cli, tmp_path):
     )
     assert code == 2 and err.count("\n") == 1 and "train.filter_steps fits" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_eval_judges_what_the_filter_keeps(tmp_path):
+    """ganforge eval's samples are the filter's: the high-quality share it reports is that of
+    sample_filtered's n samples (same seed); --filter none judges the raw G."""
+    toy = ["data.source=ring8", "model.arch=mlp", "model.g_out=linear", "data.limit=512"]
+    run = tmp_path / "fitted"
+    args = ["train", "--out", str(run), "--steps", "5", "--quiet", *TINY, *toy]
+    assert main([*args, "train.filter_steps=3", "train.sample_filter=rejection"]) == 0
+    kept = runs.sample_filtered(run, 50, "rejection", seed=0)
+    expected = mode_metrics(kept.samples, mixture_of("ring8"))["hq_share"]
+    out = evaluate_run(run, n=50, bootstrap=2)  # the run's default: rejection
+    assert out["filter"] == "rejection"
+    assert out["metrics"]["high_quality"]["value"] == pytest.approx(expected, abs=1e-12)
+    raw = evaluate_run(run, n=50, bootstrap=2, sample_filter="none")
+    expected_raw = mode_metrics(runs.sample(run, 50, seed=0), mixture_of("ring8"))["hq_share"]
+    assert raw["filter"] == "none"
+    assert raw["metrics"]["high_quality"]["value"] == pytest.approx(expected_raw, abs=1e-12)
