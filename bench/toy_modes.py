@@ -92,23 +92,31 @@ def score(x, source: str) -> dict:
     return {k: m[k] for k in ("modes", "n_modes", "hq_share", "kl")}
 
 
-def run_one(preset: str, source: str, seed: int, threads: int, extra: tuple[str, ...] = ()) -> dict:
+def run_one(
+    preset: str,
+    source: str,
+    seed: int,
+    threads: int,
+    extra: tuple[str, ...] = (),
+    keep: Path | None = None,
+    n: int = N_SAMPLES,
+) -> dict:
     overrides = [f"data.source={source}", *extra, f"train.seed={seed}", "train.snapshot_every=0"]
     if threads:
         overrides.append(f"train.threads={threads}")
     cfg = config.build(preset, overrides=overrides)
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "run"
+        run = keep / f"{Path(source).stem}-{seed}" if keep else Path(tmp) / "run"
         t0, c0 = time.perf_counter(), time.process_time()
         train(cfg, out=run, quiet=True)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-        raw = score(sample(run, N_SAMPLES, seed=1).numpy(), source)
+        raw = score(sample(run, n, seed=1).numpy(), source)
         name = RunFolder(run).read_config().train.sample_filter
         t1 = time.perf_counter()
         if name == "none":
             kept, rate = raw, 1.0
         else:
-            filtered = sample_filtered(run, N_SAMPLES, name, seed=1)
+            filtered = sample_filtered(run, n, name, seed=1)
             kept, rate = score(filtered.samples.numpy(), source), filtered.rate
         sample_s = time.perf_counter() - t1
     return {
@@ -124,9 +132,16 @@ def run_one(preset: str, source: str, seed: int, threads: int, extra: tuple[str,
     }
 
 
-def _job(job: tuple[str, int], preset: str, threads: int, extra: tuple[str, ...]) -> dict:
+def _job(
+    job: tuple[str, int],
+    preset: str,
+    threads: int,
+    extra: tuple[str, ...],
+    keep: Path | None,
+    n: int,
+) -> dict:
     source, seed = job
-    r = run_one(preset, source, seed, threads, extra)
+    r = run_one(preset, source, seed, threads, extra, keep, n)
     print(
         f"{Path(source).stem} seed {seed}: raw {r['raw_modes']}/{r['n_modes']} modes, "
         f"HQ {100 * r['raw_hq_share']:.1f} %, KL {r['raw_kl']:.3f}; {r['filter']} "
@@ -191,12 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: 1 with --jobs)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once, in processes (1)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    p.add_argument("--keep", type=Path, help="keep the run folders here (DATA-SEED)")
+    p.add_argument("--n", type=int, default=N_SAMPLES, help="samples scored, raw and kept")
     args, overrides = p.parse_known_args(argv)
     if bad := [o for o in overrides if "=" not in o]:
         p.error(f"unrecognised arguments: {' '.join(bad)}")
     threads = args.threads or (1 if args.jobs > 1 else 0)  # no oversubscribed cores
     jobs = [(d, int(s)) for d in args.data.split(",") for s in args.seeds.split(",")]
-    one = partial(_job, preset=args.preset, threads=threads, extra=tuple(overrides))
+    one = partial(_job, preset=args.preset, threads=threads, extra=tuple(overrides), keep=args.keep)
     if args.jobs > 1:  # spawn: a fresh interpreter per worker, no forked torch state
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             rows = list(pool.imap(one, jobs))

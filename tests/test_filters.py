@@ -17,9 +17,12 @@ from ganforge.errors import GanforgeError
 from ganforge.evaluation import evaluate_run
 from ganforge.metrics.modes import mode_metrics
 from ganforge.nets.filters import (
+    BATCH,
+    BURN_IN,
     EPS,
     FILTERS,
     PERCENTILE,
+    POINT_BATCH,
     QUANTILE,
     RATIO_FEATURES,
     RatioNet,
@@ -28,6 +31,7 @@ from ganforge.nets.filters import (
     drs_f,
     drs_gamma,
     logits,
+    quantile_burn_in,
     rejection,
 )
 from ganforge.nets.layers import PackedD
@@ -142,7 +146,9 @@ def test_rejection_keeps_exactly_the_samples_numpy_keeps_with_a_fixed_quantile_m
     assert out.d_max == pytest.approx(m, rel=1e-12) and out.gamma == 0.0
     assert out.candidates == drawn and out.rate == pytest.approx(len(kept) / drawn)
     assert sure > 0  # some candidates lay above D~_M: kept with probability 1, not more
-    assert QUANTILE == 0.999
+    assert QUANTILE == 0.9999 and quantile_burn_in(QUANTILE) == 100_000
+    assert quantile_burn_in(0.999) == 10_000 and quantile_burn_in(0.99999) == 1_000_000
+    assert quantile_burn_in(0.9) == BURN_IN and quantile_burn_in(1.0) == BURN_IN
     with pytest.raises(GanforgeError, match=r"kept \d+ of 500 samples in 16 .*; try --filter drs"):
         rejection(_Identity(), _Quadratic(), 500, burn_in=16, batch=16, max_candidates=16)
 
@@ -340,8 +346,9 @@ def test_a_run_with_filter_steps_keeps_the_fitted_d_and_drs_scores_with_it(tmp_p
     # the fitted D scores points in the data's units: its shift is the data's mean
     data = from_config(runs.RunFolder(run).read_config().data)
     assert_close(d.shift, data.x.mean(0))
-    kept = runs.sample_filtered(run, 20, "drs", seed=2)
-    assert_close(kept.samples, drs(g, d, 20, seed=2).samples)
+    kept = runs.sample_filtered(run, 20, "drs", seed=2)  # points: candidates by POINT_BATCH
+    assert_close(kept.samples, drs(g, d, 20, seed=2, batch=POINT_BATCH).samples)
+    assert not torch.equal(kept.samples, drs(g, d, 20, seed=2, batch=BATCH).samples)
     plain = tmp_path / "plain"
     assert main(["train", "--out", str(plain), "--steps", "5", "--quiet", *TINY, *toy]) == 0
     assert runs.load_filter_nets(plain)[2] is False  # no fitted D: the run's own

@@ -114,3 +114,34 @@ def test_step_scores_real_and_fake_apart_when_d_has_batchnorm():
     assert not gan.joint_d_pass
     cfg.model.d_batchnorm = False
     assert build_step(cfg, (1, 28, 28), torch.device("cpu")).joint_d_pass
+
+
+class _BNG(nn.Module):
+    latent_dim = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 3)
+        self.bn = nn.BatchNorm1d(3, momentum=0.1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.lin(z))
+
+
+def test_recompute_batchnorm_averages_each_batchs_mean_and_unbiased_variance():
+    torch.manual_seed(0)
+    g = _BNG().eval()
+    g.bn.running_mean.fill_(5.0)  # the live G's statistics, copied by the moving average
+    state = torch.get_rng_state()
+    assert nets.recompute_batchnorm(g, seed=3, batches=4, batch=8)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        h = [g.lin(torch.randn(8, 2, generator=gen)) for _ in range(4)]
+    mean = torch.stack([b.mean(0) for b in h]).mean(0)
+    var = torch.stack([b.var(0, unbiased=True) for b in h]).mean(0)
+    torch.testing.assert_close(g.bn.running_mean, mean)
+    torch.testing.assert_close(g.bn.running_var, var)
+    assert int(g.bn.num_batches_tracked) == 4
+    assert g.bn.momentum == 0.1 and not g.training  # restored
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator untouched
+    assert not nets.recompute_batchnorm(nn.Sequential(nn.Linear(2, 2)), seed=0)

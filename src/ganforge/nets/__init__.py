@@ -14,7 +14,7 @@ from ganforge.nets import conditional
 from ganforge.nets.archs import ARCHS
 from ganforge.nets.layers import PackedD, apply_switches, packed_shape
 
-__all__ = ["ARCHS", "build", "generate"]
+__all__ = ["ARCHS", "build", "generate", "recompute_batchnorm"]
 
 
 def build(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -61,3 +61,40 @@ def generate(
         )
     finally:
         g.train(was_training)
+
+
+BN_BATCHES = 16  # batches of z that re-estimate an averaged G's BatchNorm statistics
+BN_BATCH = 256
+
+
+@torch.no_grad()
+def recompute_batchnorm(
+    g: nn.Module, seed: int, batches: int = BN_BATCHES, batch: int = BN_BATCH
+) -> bool:
+    """Re-estimate the running statistics of every BatchNorm in ``g`` (an averaged G) for its
+    own weights: the average over ``batches`` batches of G's own activations of each batch's
+    mean and unbiased variance (BatchNorm's cumulative average, momentum None), z ~ N(0, I)
+    from ``torch.Generator().manual_seed(seed)`` (a conditional G draws each class in turn).
+    An exponential moving average of G's weights with the live G's statistics copied would
+    normalise by statistics of other weights (Yazici et al. 2019 recompute them). Returns
+    False, changing nothing, when ``g`` has no BatchNorm; G's mode, the layers' momenta and
+    the global RNG are restored."""
+    norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    param = next(g.parameters())
+    gen = torch.Generator().manual_seed(seed)
+    was_training, momenta = g.training, [m.momentum for m in norms]
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average: every batch counts equally
+        g.train()
+        for _ in range(batches):
+            z = torch.randn(batch, int(g.latent_dim), generator=gen)  # type: ignore[arg-type]
+            g(z.to(param))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        g.train(was_training)
+    return True

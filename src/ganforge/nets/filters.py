@@ -15,8 +15,9 @@ with probability 1/2, the higher the percentile the fewer accepted.
 
 ``rejection`` is the rejection sampling DRS starts from, gamma = 0: x kept with probability
 min(1, exp(D~(x) - D~_M)). With the largest logit as D~_M, one outlier makes the acceptance
-vanish, so D~_M is a high quantile of the burn-in's logits instead, held fixed; samples above
-it are always kept. It keeps the mixture's weights where DRS's gamma skews them (docs/toy.md).
+vanish, so D~_M is a high quantile of the burn-in's logits instead (a burn-in long enough to
+hold ten logits above it), held fixed; samples above it are always kept. It keeps the
+mixture's weights where DRS's gamma skews them (docs/toy.md).
 
 The filter is only as good as D's density ratio. The run's D was trained against a moving G
 (and a packing D scores packs, not samples), so DRS as the paper does it continues training a
@@ -47,7 +48,18 @@ EPS = 1e-6  # keeps log(1 - exp(D~ - D~_M - eps)) finite at the maximum
 PERCENTILE = 95.0  # gamma: this percentile of F over the burn-in
 BURN_IN = 10_000  # samples scored to estimate D~_M and gamma before any is kept
 BATCH = 1000  # candidates drawn, generated and scored at once
-QUANTILE = 0.999  # rejection: D~_M is this quantile of the burn-in's logits
+POINT_BATCH = 10_000  # the same for points: small nets run several times faster on these
+QUANTILE = 0.9999  # rejection: D~_M is this quantile of the burn-in's logits
+TAIL = 10  # rejection: the burn-in holds this many logits above the quantile (100,000 at 0.9999)
+
+
+def quantile_burn_in(quantile: float) -> int:
+    """The burn-in that estimates the ``quantile`` of the logits from about ``TAIL`` samples
+    above it (at least ``BURN_IN``): 10,000 logits put the 0.9999 quantile at their second
+    largest, and one outlier then sets D~_M."""
+    if quantile >= 1.0:
+        return BURN_IN
+    return max(BURN_IN, round(TAIL / (1.0 - quantile)))
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,7 @@ def rejection(
     n: int,
     seed: int = 0,
     quantile: float = QUANTILE,
-    burn_in: int = BURN_IN,
+    burn_in: int | None = None,
     batch: int = BATCH,
     max_candidates: int | None = None,
     device: str = "cpu",
@@ -156,12 +168,15 @@ def rejection(
 ) -> Filtered:
     """Exactly ``n`` samples of G kept by plain rejection sampling on D's density ratio: x is
     kept with probability min(1, exp(D~(x) - D~_M)), D~_M the ``quantile`` of the burn-in's
-    logits, held fixed (gamma = 0 in DRS's terms). For the optimal D this draws from p_data
-    wherever p_data / p_g <= exp(D~_M), and from p_g, scaled, where the ratio is larger. Its
-    acceptance rate is low (about 1 / exp(D~_M)), which costs little for points.
+    logits (``burn_in`` of them, by default ``quantile_burn_in(quantile)``), held fixed (gamma
+    = 0 in DRS's terms). For the optimal D this draws from p_data wherever p_data / p_g <=
+    exp(D~_M), and from p_g, scaled, where the ratio is larger. Its acceptance rate is low
+    (about 1 / exp(D~_M)), which costs little for points.
 
     Draws as ``drs`` does; ``max_candidates`` defaults to 1,000 n + the burn-in.
     """
+    if burn_in is None:
+        burn_in = quantile_burn_in(quantile) if 0.0 < quantile <= 1.0 else BURN_IN
     if not (0.0 < quantile <= 1.0) or burn_in <= 0 or batch <= 0:
         raise GanforgeError("rejection: quantile in (0, 1], burn_in and batch > 0")
     return _filter(

@@ -36,13 +36,21 @@ from ganforge.evaluation import FidProbe
 from ganforge.losses import LOSSES
 from ganforge.nets.conditional import sampling_labels
 from ganforge.nets.layers import standardise
-from ganforge.nets.progressive import START
+from ganforge.nets.progressive import START, fade_reals
 from ganforge.plots import loss_plot, samples_png
 from ganforge.runs import RunFolder, default_out
 from ganforge.train import calibrate, distributed
 from ganforge.train import device as devices
 from ganforge.train.guard import NonFiniteGuard, Rollback, Stop, reseed
-from ganforge.train.schedule import GrowthState, Horizon, growing, growth_at, lr_factor, resume_note
+from ganforge.train.schedule import (
+    Growth,
+    GrowthState,
+    Horizon,
+    growing,
+    growth_at,
+    lr_factor,
+    resume_note,
+)
 from ganforge.train.step import GRADS, STATS, GANStep, make_switches
 
 # Keys a resumed run may change: they do not alter the maths of the steps already taken.
@@ -335,10 +343,19 @@ class Trainer:
         meta = checkpoint.meta_of(self.run.best_checkpoint)
         return float(meta.get("best_fid", math.inf)) if meta else math.inf
 
+    def settle_average(self) -> None:
+        """Give G's moving average (``stab.ema``) BatchNorm statistics of its own weights before
+        it is saved or draws samples; seeded by the run's seed and step, so that a resumed run
+        saves what an uninterrupted one does."""
+        g = self.modules.get("G_ema")
+        if g is not None:
+            nets.recompute_batchnorm(g, seed=self.cfg.train.seed * 1_000_003 + self.step)
+
     def save_checkpoint(self, name: str | None = None) -> None:
         """The step's checkpoint, or one called ``name`` in the same folder (never pruned)."""
         if not self.dist.is_main:
             return
+        self.settle_average()
         run = self.run
         run.checkpoints.mkdir(exist_ok=True)
         checkpoint.save(
@@ -363,6 +380,7 @@ class Trainer:
         """Add the FID of G's fixed-z samples to ``row``; keep the best checkpoint by it."""
         if self.probe is None:
             return
+        self.settle_average()
         row["fid"] = self.probe(self.modules.get("G_ema", self.modules["G"]))  # as the samples
         if row["fid"] < self.best_fid:
             self.best_fid = row["fid"]
@@ -372,6 +390,7 @@ class Trainer:
         if not self.dist.is_main:
             return None
         y = None if self.y_fixed is None else self.y_fixed.to(self.device)
+        self.settle_average()
         x = nets.generate(self.modules.get("G_ema", self.modules["G"]), self.z_fixed, y=y)
         samples_png(x, path or self.run.sample_path(self.step), y=self.y_fixed)
         if self.writer is not None and x.ndim == 4:
@@ -447,7 +466,8 @@ class Trainer:
                     if self.y_fixed is not None and self.data.y is not None:
                         labels = [self.data.y[i].to(self.device) for i in idx]
                     if self.growing:  # stage and fade-in alpha of a growing net
-                        self.grow(step)
+                        growth = self.grow(step)  # the reals fade in as G's images do
+                        reals = [fade_reals(x, growth.stage, growth.alpha) for x in reals]
                     snap = self.dist.is_main and snapshots.due(step, t.snapshot_every, t.steps)
                     g_pre = snapshots.copy_state(self.modules["G"]) if snap else None
                     if (o := self.cfg.optim).decay_from < 1:  # learning rates of this step
@@ -519,6 +539,7 @@ class Trainer:
         """Fit the sampling filter's D on the final G, held fixed (train/calibrate.py), and
         write it into the last checkpoint as ``D_filter``."""
         t = self.cfg.train
+        self.settle_average()
         g = self.modules.get("G_ema", self.modules["G"])  # the G that samples
         display.print(f"sampling filter: fitting its D on the final G, {t.filter_steps} steps")
         t0 = time.perf_counter()
@@ -530,9 +551,10 @@ class Trainer:
             "2 log 2 = 1.386 would be a D that cannot tell G's samples from the data)"
         )
 
-    def grow(self, step: int) -> None:
+    def grow(self, step: int) -> Growth:
         """Before ``step``: every progressive net's stage and alpha; when the step before it
-        ended a stage, that stage's last samples are kept as ``samples/stage-S-RxR.png``."""
+        ended a stage, that stage's last samples are kept as ``samples/stage-S-RxR.png``.
+        Returns the step's growth (the step's reals are blended by it: ``fade_reals``)."""
         t = self.cfg.train
         growth = growth_at(step, self.growing[0].stages, t.stage_steps, t.fade_steps)
         if growth.ended is not None:
@@ -540,6 +562,7 @@ class Trainer:
             self.save_samples(self.run.stage_sample_path(growth.ended, res))
         for m in self.growing:
             m.set_stage(growth.stage, growth.alpha)
+        return growth
 
 
 class _Meter:
