@@ -84,14 +84,59 @@ def test_at_alpha_one_the_old_branch_is_gone():
     assert not torch.equal(g.forward_stage(z, stage, 0.5), g_out)
 
 
-def test_fade_is_the_linear_mix_of_both_branches():
+def test_fade_is_the_linear_mix_of_both_images():
+    """G blends its two images (after tanh), as fade_reals blends the reals: one linear blend
+    in pixel space on both sides of D."""
     g, _ = _nets()
     z = torch.randn(3, 6)
     with torch.no_grad():
-        a0 = torch.atanh(g.forward_stage(z, 2, 0.0).clamp(-0.999999, 0.999999).double())
-        a1 = torch.atanh(g.forward_stage(z, 2, 1.0).clamp(-0.999999, 0.999999).double())
-        mid = g.forward_stage(z, 2, 0.25).double()
-    torch.testing.assert_close(mid, torch.tanh(0.75 * a0 + 0.25 * a1), atol=1e-4, rtol=1e-4)
+        for stage in (1, 2, 3):
+            a0, a1 = g.forward_stage(z, stage, 0.0), g.forward_stage(z, stage, 1.0)
+            mid = g.forward_stage(z, stage, 0.25)
+            torch.testing.assert_close(mid, 0.75 * a0 + 0.25 * a1, atol=1e-6, rtol=0)
+            assert mid.abs().max() <= 1
+
+
+def test_fade_reals_by_hand():
+    # one 8 x 8 image at stage 1 (8 x 8): the top-left 2 x 2 block holds (1, 0; 0, 0), whose
+    # mean is 0.25; at alpha = 0.25: (1, 0) -> 0.75 * 0.25 + 0.25 * (1, 0) = (0.4375, 0.1875)
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 0, 0] = 1.0
+    out = pg.fade_reals(x, 1, 0.25)
+    want = torch.zeros(1, 1, 8, 8)
+    want[0, 0, :2, :2] = torch.tensor([[0.4375, 0.1875], [0.1875, 0.1875]])
+    torch.testing.assert_close(out, want, atol=0, rtol=0)
+    # the same image at 16 x 16 (each pixel a 2 x 2 block): pooled to 8 x 8 first, the
+    # blend returned at 16 x 16 by nearest upsampling
+    big = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    torch.testing.assert_close(
+        pg.fade_reals(big, 1, 0.25), F.interpolate(want, scale_factor=2.0, mode="nearest")
+    )
+    # alpha = 0: the coarse image; alpha = 1 and stage 0: untouched (D pools them itself)
+    torch.testing.assert_close(pg.fade_reals(x, 1, 0.0)[0, 0, :2, :2], torch.full((2, 2), 0.25))
+    assert pg.fade_reals(x, 1, 1.0) is x and pg.fade_reals(big, 0, 0.5) is big
+    with pytest.raises(ValueError, match="pooled"):
+        pg.fade_reals(torch.zeros(1, 1, 4, 4), 1, 0.5)
+
+
+def test_faded_reals_through_d_match_the_faded_generator_exactly():
+    """A G whose images are the reals' (previous stage: the pooled reals) is, for D, the reals
+    at every alpha: D cannot tell them apart by the fade alone."""
+    _, d = _nets()
+    torch.manual_seed(1)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        for stage in (1, 2, 3):
+            r = 4 * 2**stage
+            new = F.avg_pool2d(x, 32 // r)  # G's new image: the real at r
+            old = F.avg_pool2d(new, 2)  # G's previous stage's image: the real at r / 2
+            for alpha in (0.0, 0.3, 0.9):
+                d.set_stage(stage, alpha)
+                fake = torch.lerp(F.interpolate(old, scale_factor=2.0), new, alpha)
+                fake = F.interpolate(fake, scale_factor=float(32 // r))
+                real = d.fade_reals(x)
+                torch.testing.assert_close(real, fake, atol=1e-6, rtol=0)
+                torch.testing.assert_close(d(real), d(fake), atol=1e-5, rtol=0)
 
 
 def test_equalized_layers_scale_weights_by_he_constant():
@@ -106,6 +151,43 @@ def test_equalized_layers_scale_weights_by_he_constant():
     torch.testing.assert_close(conv(xi), ref)
     # the stored weights are N(0, 1): Adam's steps act the same on every layer
     assert abs(float(pg.EqualizedLinear(400, 400).weight.detach().std()) - 1) < 0.01
+
+
+def test_equalized_lr_constants_of_the_built_nets():
+    """He's constant sqrt(2 / fan_in) everywhere but: G's first dense sqrt(2) / 4 / sqrt(latent),
+    the toRGB layers and D's last dense gain 1; every weight N(0, 1), every bias 0."""
+    g, d = _nets(width=8, latent=6)  # channels 32, 32, 16, 8 at 4, 8, 16, 32
+    assert g.head.scale == pytest.approx(math.sqrt(2) / 4 / math.sqrt(6))
+    assert g.head.weight.shape == (32 * 16, 6)
+    assert [m.scale for m in g.to_rgb] == pytest.approx([1 / math.sqrt(c) for c in (32, 32, 16, 8)])
+    assert g.first[2].scale == pytest.approx(math.sqrt(2 / (32 * 9)))
+    # the 16 x 16 block: 3 x 3 convs 32 -> 16, 16 -> 16
+    assert [g.blocks[1][i].scale for i in (0, 3)] == pytest.approx(
+        [math.sqrt(2 / (32 * 9)), math.sqrt(2 / (16 * 9))]
+    )
+    assert [f[0].scale for f in d.from_rgb] == pytest.approx([math.sqrt(2)] * 4)  # fan_in 1
+    conv, dense, last = d.last[1], d.last[4], d.last[6]
+    assert conv.weight.shape[1] == 32 + 1  # the stddev map joins the 4 x 4 block's input
+    assert conv.scale == pytest.approx(math.sqrt(2 / (33 * 9)))
+    assert dense.scale == pytest.approx(math.sqrt(2 / (32 * 16)))
+    assert last.scale == pytest.approx(1 / math.sqrt(32))
+    for net in (g, d):
+        for name, p in net.named_parameters():
+            if name.endswith("bias"):
+                assert not p.any(), name
+    w = torch.cat([p.detach().flatten() for n, p in g.named_parameters() if "weight" in n])
+    assert abs(float(w.mean())) < 0.05 and abs(float(w.std()) - 1) < 0.05
+
+
+def test_generator_pixel_normalises_z():
+    """normalize_latents: z and c z (c > 0) give the same images."""
+    g, _ = _nets()
+    z = torch.randn(4, 6)
+    with torch.no_grad():
+        for stage, alpha in ((0, 1.0), (2, 0.5), (3, 1.0)):
+            torch.testing.assert_close(
+                g.forward_stage(3.5 * z, stage, alpha), g.forward_stage(z, stage, alpha)
+            )
 
 
 def test_pixelnorm_gives_unit_mean_square_per_pixel():
@@ -146,6 +228,24 @@ def test_schedule_by_hand():
     assert got[13] == (3, 0.5) and got[17] == (3, 1.0) and stage_at(10**6, 4, 3, 2) == (3, 1.0)
     assert steps_to_grow(4, 3, 2) == 18
     assert stage_at(5, 4, 3, 0) == (1, 1.0)  # no fade: the new block takes over at once
+
+
+def test_growth_at_by_hand():
+    """The preset's schedule (300 steps a stage, fades of 300), 1-based steps: alpha rises by
+    1/300 a step from the first step of a fade and reaches 1 on its last."""
+    from ganforge.train.schedule import growth_at
+
+    def at(step):
+        gr = growth_at(step, 4, 300, 300)
+        return gr.stage, gr.alpha, gr.ended
+
+    assert at(1) == (0, 1.0, None) and at(300) == (0, 1.0, None)
+    assert at(301) == (1, pytest.approx(1 / 300), 0)  # stage 0's samples kept before it
+    assert at(450) == (1, pytest.approx(0.5), None)
+    assert at(600) == (1, 1.0, None) and at(900) == (1, 1.0, None)
+    assert at(901) == (2, pytest.approx(1 / 300), 1)
+    assert at(1501)[:2] == (3, pytest.approx(1 / 300)) and at(1800)[:2] == (3, 1.0)
+    assert at(2400) == (3, 1.0, None)
 
 
 PG = [
@@ -204,3 +304,41 @@ def test_progressive_run_resumes_exactly_across_a_stage_boundary(cli, tmp_path):
     assert text.index("<figcaption>stage 0 4x4</figcaption>") < text.index(
         "<figcaption>stage 1 8x8</figcaption>"
     )
+
+
+def test_training_fades_the_reals_with_the_nets(cli, tmp_path, monkeypatch):
+    """Each step's reals reach the step blended by fade_reals at the step's stage and alpha;
+    G, D and G's moving average (stab.ema) all carry that stage and alpha."""
+    from ganforge.train import loop
+    from ganforge.train.step import GANStep
+
+    faded, seen = [], []
+    real_fade, real_call = loop.fade_reals, GANStep.__call__
+
+    def fade(x, stage, alpha):
+        out = real_fade(x, stage, alpha)
+        faded.append((stage, alpha, x, out))
+        return out
+
+    def call(self, reals, *args, **kwargs):
+        nets_ = (self.G, self.D, self.switches.ema.module)
+        seen.append(([(int(m.stage), float(m.alpha)) for m in nets_], reals[0]))
+        return real_call(self, reals, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "fade_reals", fade)
+    monkeypatch.setattr(GANStep, "__call__", call)
+    args = ("train", "--out", tmp_path / "run", "--steps", "9", "--quiet", *PG, "stab.ema=0.5")
+    assert cli(*args)[0] == 0
+    # 3 steps at 4 x 4, fades of 2 steps: (stage, alpha) of steps 1..9
+    want = [(0, 1.0)] * 3 + [(1, 0.5)] + [(1, 1.0)] * 4 + [(2, 0.5)]
+    assert [f[:2] for f in faded] == want
+    assert [s[0] for s in seen] == [[w] * 3 for w in want]
+    for (stage, alpha, x, out), (_, real) in zip(faded, seen, strict=True):
+        assert real is out
+        if alpha < 1:  # blended: (1 - alpha) coarse + alpha fine, at the stage's resolution
+            r = 4 * 2**stage
+            fine = F.avg_pool2d(x, 32 // r)
+            coarse = F.interpolate(F.avg_pool2d(fine, 2), scale_factor=2.0)
+            blend = F.interpolate(torch.lerp(coarse, fine, alpha), scale_factor=32.0 / r)
+            torch.testing.assert_close(out, blend)
+            assert not torch.equal(out, x)

@@ -3,7 +3,7 @@
 G and D start at 4 x 4 and grow by doubling, 4 -> 8 -> 16 -> 32 (-> 64); each new block fades in
 with a weight alpha rising from 0 to 1:
 
-    G_s(z) = (1 - alpha) * up(toRGB_{s-1}(h_{s-1})) + alpha * toRGB_s(block_s(h_{s-1}))
+    G_s(z) = (1 - alpha) * up(tanh toRGB_{s-1}(h_{s-1})) + alpha * tanh toRGB_s(block_s(h_{s-1}))
     D_s(x) = D_{s-1}-tail((1 - alpha) * fromRGB_{s-1}(down(x)) + alpha * block_s(fromRGB_s(x)))
 
 with ``up`` nearest-neighbour doubling and ``down`` 2 x 2 average pooling. So at alpha = 0 the
@@ -20,6 +20,13 @@ Both nets always speak full resolution to the rest of ganforge: G's image at the
 is upsampled (nearest) to ``size`` x ``size``, and D average-pools its input down to the
 current stage, the exact inverse of that upsampling. Training code sets the stage and alpha
 with ``set_stage``; both are buffers, so checkpoints keep them.
+
+The real images fade in with G (``fade_reals``, the official code's ``process_reals``): while a
+stage fades in, D sees reals x_r average-pooled to the stage's resolution r blended as
+(1 - alpha) up(down(x_r)) + alpha x_r, the same blend of the coarse and the fine image that G
+makes. G blends its two images after tanh, so both sides are one linear blend in pixel space.
+Without it, D's new block sees sharp reals against G's blocky blends while alpha is small, a
+difference G can only close by exaggerating the new block's detail by 1 / alpha.
 """
 
 from __future__ import annotations
@@ -170,10 +177,10 @@ class ProgressiveGenerator(_Staged):
             if s == stage and alpha < 1:
                 old = F.interpolate(self.to_rgb[s - 1](h), scale_factor=2.0, mode="nearest")
             h = self.blocks[s - 1](up)
-        img = self.to_rgb[stage](h)
-        if old is not None:
-            img = torch.lerp(old, img, alpha)  # (1 - alpha) old + alpha new
-        return torch.tanh(img)  # elementwise, so it commutes with nearest upsampling
+        img = torch.tanh(self.to_rgb[stage](h))  # elementwise: commutes with nearest upsampling
+        if old is not None:  # blended as images, as fade_reals blends the reals
+            img = torch.lerp(torch.tanh(old), img, alpha)  # (1 - alpha) old + alpha new
+        return img
 
     def forward(self, z: Tensor) -> Tensor:
         stage = int(self.stage)
@@ -231,12 +238,39 @@ class ProgressiveDiscriminator(_Staged):
             h = F.avg_pool2d(self.blocks[s - 1](h), 2)
         return self.last(h)
 
+    def fade_reals(self, x: Tensor) -> Tensor:
+        """Real images ``x`` blended for the current stage and alpha (``fade_reals``)."""
+        return fade_reals(x, int(self.stage), float(self.alpha))
+
     def forward(self, x: Tensor) -> Tensor:
         stage = int(self.stage)
         r = START * 2**stage
         if x.shape[-1] != r:  # average pooling undoes G's nearest upsampling exactly
             x = F.adaptive_avg_pool2d(x, r)
         return self.forward_stage(x, stage, float(self.alpha))
+
+
+def fade_reals(x: Tensor, stage: int, alpha: float) -> Tensor:
+    """Real images ``x`` ``[N, C, size, size]`` as D is to see them at ``stage`` while it fades in
+    with weight ``alpha`` (Karras et al. 2018, official code's ``process_reals``): with x_r the
+    images average-pooled to the stage's resolution r = 4 * 2^stage,
+
+        (1 - alpha) up(down(x_r)) + alpha x_r     (down: 2 x 2 average pooling, up: nearest x 2)
+
+    returned at ``size`` (nearest upsampling, which D's average pooling undoes). This is the
+    blend G makes of its previous stage's image, upsampled, and its new one. At stage 0 or
+    alpha = 1, ``x`` itself (D pools it to r)."""
+    if stage == 0 or alpha >= 1:
+        return x
+    size, r = x.shape[-1], START * 2**stage
+    if size < r or size % r:
+        raise ValueError(f"images of size {size} cannot be pooled to stage {stage}'s {r} x {r}")
+    xr = F.avg_pool2d(x, size // r) if size > r else x
+    coarse = F.interpolate(F.avg_pool2d(xr, 2), scale_factor=2.0, mode="nearest")
+    faded = torch.lerp(coarse, xr, alpha)
+    return (
+        F.interpolate(faded, scale_factor=float(size // r), mode="nearest") if size > r else faded
+    )
 
 
 def build(latent_dim: int, shape: tuple[int, ...], width: int) -> tuple[nn.Module, nn.Module]:
