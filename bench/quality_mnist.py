@@ -5,6 +5,7 @@ Run (from the repository root):
     python bench/quality_mnist.py                          # 300 s a side, ~13 min on 2 cores
     python bench/quality_mnist.py --seconds 200            # fits a 10-minute slot
     python bench/quality_mnist.py --part stacked --seconds 360  # Stacked MNIST, ~9 min
+    python bench/quality_mnist.py --own-steps stab.ema=0.999    # key=value reach the preset
 
 What it does (``--part mnist``). The preset (``--preset``, default ``mnist-dcgan``) is trained
 by ``ganforge train`` in a subprocess that gets Ctrl-C (SIGINT) after ``--seconds``: it stops
@@ -190,7 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes-n", type=int, default=26_000, help="stacked: samples for modes")
     p.add_argument("--out", type=Path, default=None, help="keep the run folders here")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--own-steps",
+        action="store_true",
+        help="run the preset's own train.steps (its schedules end there), --seconds a cap",
+    )
+    args, overrides = p.parse_known_args(argv)
+    if bad := [o for o in overrides if "=" not in o]:
+        p.error(f"unrecognised arguments: {' '.join(bad)}")
+    # a preset's schedules (rate decay, fades) are set by train.steps: --own-steps keeps it
+    steps = [] if args.own_steps else ["--steps", "1000000"]
+    overrides = [*steps, *overrides]
 
     with tempfile.TemporaryDirectory(prefix="ganforge-quality-") as tmp:
         base = args.out or Path(tmp)
@@ -199,9 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             real = args.real or (str(MNIST_TEST) if MNIST_TEST.is_dir() else "mnist5k")
             n = args.n or (5000 if real != "mnist5k" else 2500)
             check_same_maths()
-            took = train_for(
-                args.seconds, base / "ganforge", ["--preset", args.preset, "--steps", "1000000"]
-            )
+            took = train_for(args.seconds, base / "ganforge", ["--preset", args.preset, *overrides])
             print(f"ganforge {args.preset}: {took:.0f} s", file=sys.stderr)
             g, steps = reference_for(args.seconds)
             print(f"reference: {steps} steps in {args.seconds:.0f} s", file=sys.stderr)
@@ -219,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             took = train_for(
                 args.seconds,
                 base / "stacked",
-                ["--preset", args.preset, "--data", "stacked-mnist", "--steps", "1000000"],
+                ["--preset", args.preset, "--data", "stacked-mnist", *overrides],
             )
             print(f"ganforge {args.preset} on stacked-mnist: {took:.0f} s", file=sys.stderr)
             results[f"ganforge {args.preset}, stacked"] = evaluate_run(
