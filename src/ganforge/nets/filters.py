@@ -173,7 +173,8 @@ def rejection(
     exp(D~_M), and from p_g, scaled, where the ratio is larger. Its acceptance rate is low
     (about 1 / exp(D~_M)), which costs little for points.
 
-    Draws as ``drs`` does; ``max_candidates`` defaults to 1,000 n + the burn-in.
+    Draws as ``drs`` does; ``max_candidates`` defaults to 10,000 n + the burn-in (an
+    acceptance down to 0.01 %).
     """
     if burn_in is None:
         burn_in = quantile_burn_in(quantile) if 0.0 < quantile <= 1.0 else BURN_IN
@@ -187,7 +188,7 @@ def rejection(
         seed,
         burn_in,
         batch,
-        max_candidates if max_candidates is not None else 1000 * n + burn_in,
+        max_candidates if max_candidates is not None else 10_000 * n + burn_in,
         device,
         start=lambda burn: (float(torch.quantile(burn, quantile)), 0.0),
         accept=lambda lx, d_max, _gamma: torch.exp((lx - d_max).clamp(max=0.0)),
