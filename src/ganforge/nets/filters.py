@@ -261,7 +261,7 @@ def _filter(
 
 
 RATIO_FEATURES = 128  # random frequencies of a RatioNet (a sine and a cosine of each)
-RATIO_SIGMA = 20.0  # their standard deviation, per unit of the data's standard deviation
+RATIO_SIGMA = 10.0  # their standard deviation, per unit of the data's standard deviation
 RATIO_HIDDEN = (256, 256)  # the MLP on the features, LeakyReLU(0.2)
 
 
