@@ -270,7 +270,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-progressive": Preset(
         "progressive growing 4 -> 8 -> 16 -> 32 on the bundled 5k MNIST padded to 32 x 32 "
-        "(~10 min)",
+        "(~14 min on one core; digits of every class, recall 0.5, FID 69x the real floor)",
         {
             "model.arch": "progressive",
             "model.width": 8,
