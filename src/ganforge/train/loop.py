@@ -299,6 +299,7 @@ class Trainer:
         if cfg.optim.decay_from < 1 or cfg.stab.instance_noise > 0:
             self.states["schedule"] = self.horizon
         self.step = 0
+        self.settled_at: int | None = None  # the step G's average last got its statistics
         self.writer: Any = None
         self.last_ckpt_time = time.monotonic()
         # FID during training (train.eval_every), best checkpoint kept: the main process alone
@@ -326,6 +327,7 @@ class Trainer:
         )
         devices.restore_cuda_rng(tensors, meta, self.device)
         self.step = self.gan.t = int(meta["step"])
+        self.settled_at = None  # the checkpoint's average: settled again before it is used
         self.best_fid = self._best_fid()
         self.gan.switches.noise_steps = self.cfg.stab.noise_steps or self.horizon.steps
         if self.cfg.train.steps < self.step:
@@ -346,10 +348,12 @@ class Trainer:
     def settle_average(self) -> None:
         """Give G's moving average (``stab.ema``) BatchNorm statistics of its own weights before
         it is saved or draws samples; seeded by the run's seed and step, so that a resumed run
-        saves what an uninterrupted one does."""
+        saves what an uninterrupted one does. Once a step: a step's grid, FID and checkpoint
+        share the statistics (no G update comes between them)."""
         g = self.modules.get("G_ema")
-        if g is not None:
+        if g is not None and self.settled_at != self.step:
             nets.recompute_batchnorm(g, seed=self.cfg.train.seed * 1_000_003 + self.step)
+            self.settled_at = self.step
 
     def save_checkpoint(self, name: str | None = None) -> None:
         """The step's checkpoint, or one called ``name`` in the same folder (never pruned)."""
