@@ -68,6 +68,26 @@ def test_ema_of_weights_and_copy_of_buffers():
     assert m[0].weight.item() == 2.0  # the live G is untouched
 
 
+def test_ema_rampup_caps_the_half_life_at_a_share_of_the_steps_taken():
+    ema = EMA(_scalar(0.0), beta=0.99, rampup=0.5)
+    assert ema.beta_at(0) == 0.0  # the first update copies G
+    assert ema.beta_at(4) == 0.5 ** (1 / 2)  # half-life 0.5 x 4 = 2 steps
+    assert ema.beta_at(1000) == 0.99  # 500 steps > 0.99's own half-life of 69
+    assert EMA(_scalar(0.0), beta=0.99).beta_at(0) == 0.99  # rampup off
+
+
+def test_ema_rampup_in_the_step_follows_g_early():
+    """Through the step: the first G update is copied, the second averaged at beta_at(1)."""
+    gan = _gan(ema=0.999, ema_rampup=1.0)
+    gan([torch.randn(8, 3)])
+    for a, b in zip(gan.G.parameters(), gan.sampler_g.parameters(), strict=True):
+        assert torch.equal(a, b)
+    before = [p.clone() for p in gan.sampler_g.parameters()]
+    gan([torch.randn(8, 3)])  # t = 1: beta 0.5 ** (1 / 1) = 0.5
+    for e, old, new in zip(gan.sampler_g.parameters(), before, gan.G.parameters(), strict=True):
+        assert_close(e, 0.5 * old + 0.5 * new)
+
+
 def _gan(loss: str = "ns", g_steps: int = 1, **stab) -> GANStep:
     cfg = Config(model=ModelConfig(latent_dim=4, g_hidden=(8,), d_hidden=(8,)))
     cfg.train.loss, cfg.train.g_steps, cfg.train.steps = loss, g_steps, 100

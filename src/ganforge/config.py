@@ -122,6 +122,7 @@ class StabConfig:
     feature_matching: float = 0.0  # weight of ||E f(x) - E f(G(z))||^2 in G's loss; 0 = off
     historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2, G and D
     ema: float = 0.0  # beta of the moving average of G's weights, used for samples; 0 = off
+    ema_rampup: float = 0.0  # the average's half-life at most this x the steps taken; 0 = off
 
 
 @dataclass
@@ -464,6 +465,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "stab.feature_matching": _NON_NEGATIVE,
     "stab.historical_averaging": _NON_NEGATIVE,
     "stab.ema": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "stab.ema_rampup": _NON_NEGATIVE,
     "train.eval_every": _NON_NEGATIVE,
     "train.eval_n": (lambda v: v >= 10, ">= 10"),
     "diagnose.window": _POSITIVE,

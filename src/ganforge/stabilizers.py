@@ -75,17 +75,31 @@ class HistoricalAverage(nn.Module):
 class EMA(nn.Module):
     """An exponential moving average of G's weights (Yazıcı et al. 2019; Karras et al. 2018):
     theta_ema <- beta theta_ema + (1 - beta) theta after each G update; buffers (BatchNorm's
-    running statistics) are copied. ``self.module`` is the averaged G, used for sampling."""
+    running statistics) are copied. ``self.module`` is the averaged G, used for sampling.
 
-    def __init__(self, module: nn.Module, beta: float) -> None:
+    With ``rampup`` r > 0 the average's half-life, in steps, is at most r times the steps
+    taken so far (Karras et al. 2020, StyleGAN2-ADA's ``ema_rampup``): early in a run, when G
+    moves fast, the average follows it; beta reaches its own value once r t exceeds its
+    half-life ln 0.5 / ln beta."""
+
+    def __init__(self, module: nn.Module, beta: float, rampup: float = 0.0) -> None:
         super().__init__()
         self.beta = beta
+        self.rampup = rampup
         self.module = copy.deepcopy(module).eval().requires_grad_(False)
 
+    def beta_at(self, t: int) -> float:
+        """beta for the update after ``t`` steps taken: min(beta, 0.5 ** (1 / (r t)))."""
+        if self.rampup <= 0:
+            return self.beta
+        half_life = self.rampup * t
+        return 0.0 if half_life <= 0 else min(self.beta, 0.5 ** (1.0 / half_life))
+
     @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
+    def update(self, module: nn.Module, t: int = 0) -> None:
+        """Average in ``module``'s weights; ``t``: the steps taken before this update."""
         ema: list[Tensor] = list(self.module.parameters())
-        torch._foreach_lerp_(ema, [p.detach() for p in module.parameters()], 1.0 - self.beta)
+        torch._foreach_lerp_(ema, [p.detach() for p in module.parameters()], 1.0 - self.beta_at(t))
         for b_ema, b in zip(self.module.buffers(), module.buffers(), strict=True):
             b_ema.copy_(b)
 

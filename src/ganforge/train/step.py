@@ -144,7 +144,7 @@ def make_switches(cfg: Config, g: nn.Module, d: nn.Module, loss: Loss) -> Switch
         hist_g=HistoricalAverage(g) if hist else None,
         hist_d=HistoricalAverage(d) if hist else None,
         hist_weight=s.historical_averaging,
-        ema=EMA(g, s.ema) if s.ema > 0 else None,
+        ema=EMA(g, s.ema, s.ema_rampup) if s.ema > 0 else None,
         g_steps=cfg.train.g_steps,
         aux_weight=cfg.train.aux_weight,
         split_d=split,
@@ -185,7 +185,7 @@ class GANStep:
         if sw.hist_g is not None:
             self.after_g.append(lambda: sw.hist_g.update(self.G))  # type: ignore[union-attr]
         if sw.ema is not None:
-            self.after_g.append(lambda: sw.ema.update(self.G))  # type: ignore[union-attr]
+            self.after_g.append(lambda: sw.ema.update(self.G, self.t))  # type: ignore[union-attr]
 
     @property
     def sampler_g(self) -> nn.Module:
