@@ -246,8 +246,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-best": Preset(
         "the best MNIST G ganforge trains in 5 minutes on 2 cores: the course's MLP at lr 5e-4 "
-        "with G's moving average (~4.5 min; FID 25 to 29, 2.1 to 2.9x lower than the course's "
-        "loop at equal time, 3 seeds; docs/evaluation.md)",
+        "with G's moving average, minibatch stddev in D (~4.5 min; FID 23 to 26, 2.4 to 2.8x "
+        "lower than the course's loop at equal time, 3 seeds; docs/evaluation.md)",
         {
             # screened at 150 s on one core (docs/evaluation.md): lr 2e-4 -> 5e-4 and the
             # average each halved FID; 1e-3, lr decay, D at 2x G's rate, batch 32 or 128: worse
