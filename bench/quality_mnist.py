@@ -218,6 +218,14 @@ def summary(per_seed: dict[int, dict[str, dict[str, Any]]]) -> None:
             )
 
 
+def seed_list(text: str) -> list[int]:
+    """``--seeds``: integers, comma-separated."""
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"integers, comma-separated, not {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--part", choices=("mnist", "stacked"), default="mnist")
@@ -227,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--seeds",
-        type=lambda v: [int(x) for x in v.split(",")],
+        type=seed_list,
         default=[0],
         help="seeds, comma-separated (0); each: every preset and the reference loop",
     )

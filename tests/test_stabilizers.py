@@ -88,6 +88,11 @@ def test_ema_rampup_in_the_step_follows_g_early():
         assert_close(e, 0.5 * old + 0.5 * new)
 
 
+def test_ema_rampup_without_ema_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"stab.ema_rampup shapes G's moving average"):
+        _gan(ema_rampup=0.2)
+
+
 def _gan(loss: str = "ns", g_steps: int = 1, **stab) -> GANStep:
     cfg = Config(model=ModelConfig(latent_dim=4, g_hidden=(8,), d_hidden=(8,)))
     cfg.train.loss, cfg.train.g_steps, cfg.train.steps = loss, g_steps, 100

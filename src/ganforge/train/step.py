@@ -115,6 +115,8 @@ def make_switches(cfg: Config, g: nn.Module, d: nn.Module, loss: Loss) -> Switch
         raise ConfigError(
             f"stab.label_smoothing needs a loss with targets (ns, minimax, lsgan), not {name}"
         )
+    if s.ema_rampup and not s.ema:
+        raise ConfigError("stab.ema_rampup shapes G's moving average: set stab.ema too (0.999)")
     split = cfg.train.d_update == "split"
     if split:
         others = [
