@@ -518,7 +518,14 @@ def page(report: dict[str, Any], found: list[str] | None) -> str:
     head = [
         "# What each preset reaches",
         "",
-        f"Made by `{made['command']}` on {made['date']}: {made['cpus']} CPU cores "
+        (
+            f"Made by {made['parts']} runs of the bench, merged by `--from-json`: "
+            + ", ".join(f"`{c}`" for c in made["command"].split(" ; "))
+            + f", from {made['date']}"
+            if made.get("parts")
+            else f"Made by `{made['command']}` on {made['date']}"
+        )
+        + f": {made['cpus']} CPU cores "
         f"({made['machine']}), torch {made['torch']}, Python {made['python']}, "
         f"{made['jobs']} run(s) at once; load average {made['load_start']:.2f} at the start, "
         f"{made['load_end']:.2f} at the end. Each run: `ganforge train --preset NAME "
@@ -528,6 +535,8 @@ def page(report: dict[str, Any], found: list[str] | None) -> str:
         "seeds; a figure more than 20 % worse than in docs/presets.json is a regression "
         "(`python bench/presets.py --check docs/presets.json`).",
     ]
+    if made.get("note"):
+        head += ["", made["note"]]
     if made["steps"]:
         head += [
             "",
@@ -561,6 +570,31 @@ def _ints(text: str) -> list[int]:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a comma list of integers: {text!r}") from None
+
+
+def _paths(text: str) -> list[Path]:
+    return [Path(s.strip()) for s in text.split(",") if s.strip()]
+
+
+def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several --json reports as one: their presets in order (a later one replaces an earlier
+    one of the same name), and what made each, so that the page says it took several runs."""
+    if len(reports) == 1:
+        return reports[0]
+    presets: dict[str, Any] = {}
+    for r in reports:
+        presets |= r["presets"]
+    parts = [r["made"] for r in reports]
+    made = dict(parts[0])
+    made |= {
+        "command": " ; ".join(dict.fromkeys(p["command"] for p in parts)),
+        "date": f"{min(p['date'] for p in parts)} to {max(p['date'] for p in parts)}",
+        "jobs": max(p["jobs"] for p in parts),
+        "load_start": min(p["load_start"] for p in parts),
+        "load_end": max(p["load_end"] for p in parts),
+        "parts": len(parts),
+    }
+    return {"made": made, "presets": presets}
 
 
 def _one_line(r: Result, done: int, total: int) -> str:
@@ -656,6 +690,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--write-docs", type=Path, metavar="PATH", help="write the markdown page here")
     p.add_argument(
+        "--note", metavar="TEXT", help="a paragraph for the page: how the runs shared the machine"
+    )
+    p.add_argument(
         "--check", type=Path, metavar="FILE", help="a former --json: list regressions, exit 1"
     )
     p.add_argument(
@@ -667,10 +704,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--from-json",
-        type=Path,
-        metavar="FILE",
-        help="train nothing: take the figures of a former --json (to --check them, or to "
-        "re-write the page); --presets, seeds and overrides then do nothing",
+        type=_paths,
+        metavar="FILE[,FILE]",
+        help="train nothing: take the figures of former --json files, merged in their order "
+        "(to --check them, or to re-write the page); --presets, seeds and overrides then do "
+        "nothing",
     )
     return p
 
@@ -688,11 +726,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if missing := [f for f in (args.check, args.from_json) if f is not None and not f.is_file()]:
+    files = [args.check, *(args.from_json or [])]
+    if missing := [f for f in files if f is not None and not f.is_file()]:
         print(f"error: {missing[0]}: no such file", file=sys.stderr)
         return 2
     if args.from_json is not None:
-        report = json.loads(args.from_json.read_text(encoding="utf-8"))
+        report = merge([json.loads(f.read_text(encoding="utf-8")) for f in args.from_json])
     else:
         try:
             jobs = plan(args, extra)
@@ -703,6 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     print(tables(report["presets"]))
     found = check(report, args.check) if args.check is not None else None
     report["made"]["checked"] = None if args.check is None else str(args.check)
+    if args.note:
+        report["made"]["note"] = args.note
     report["regressions"] = found
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

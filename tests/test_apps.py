@@ -143,17 +143,20 @@ def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    "preset",
+    ("preset", "extra"),
     [
-        "mnist-sr",
+        ("mnist-sr", []),
+        ("mnist-sr", ["stab.ema=0.9", "stab.ema_rampup=1"]),  # G's average resumes too
         # the pools and the patch generator: a few seconds each, in the slow tier
-        pytest.param("mnist-thicken", marks=pytest.mark.slow),
-        pytest.param("colorize", marks=pytest.mark.slow),
+        pytest.param("mnist-thicken", [], marks=pytest.mark.slow),
+        pytest.param("colorize", [], marks=pytest.mark.slow),
     ],
 )
-def test_a_run_stopped_and_resumed_matches_the_uninterrupted_one_bit_for_bit(preset, tmp_path):
+def test_a_run_stopped_and_resumed_matches_the_uninterrupted_one_bit_for_bit(
+    preset, extra, tmp_path
+):
     run = tmp_path / "run"
-    _train(preset, run, 6)
+    _train(preset, run, 6, *extra)
     whole = _weights(run, 6)
     # the crash: the step-6 checkpoint and the lines after step 3 never written
     checkpoint.path_for(run / "checkpoints", 6).unlink()
@@ -164,6 +167,27 @@ def test_a_run_stopped_and_resumed_matches_the_uninterrupted_one_bit_for_bit(pre
         assert torch.equal(whole[k], resumed[k]), k
     steps = [int(line.split(",")[0].split(":")[1]) for line in (run / "metrics.jsonl").open()]
     assert steps == [2, 4, 6]
+
+
+def test_the_average_of_g_is_kept_and_is_what_translate_uses(tmp_path):
+    """stab.ema with ramp-up 1: the first update copies G, the second is the 0.5/0.5 blend
+    (beta_at(1) = min(0.9, 0.5 ** (1 / 1))); the checkpoints hold both, translate the average."""
+    from ganforge.apps.translate import load_translator
+
+    run = tmp_path / "run"
+    _train("mnist-sr", run, 2, "stab.ema=0.9", "stab.ema_rampup=1", "train.ckpt_every=1")
+    one, two = _weights(run, 1), _weights(run, 2)
+    g1, g2 = checkpoint.subset(one, "G"), checkpoint.subset(two, "G")
+    assert g1.keys() == checkpoint.subset(two, "G_ema").keys()
+    for k in g1:
+        assert torch.equal(checkpoint.subset(one, "G_ema")[k], g1[k]), k
+        assert_close(
+            checkpoint.subset(two, "G_ema")[k], 0.5 * g1[k] + 0.5 * g2[k], rtol=0, atol=1e-7
+        )
+    assert any(not torch.equal(g1[k], g2[k]) for k in g1)  # G moved: the blend is not G
+    used = load_translator(run).nets["G"].state_dict()
+    for k, v in checkpoint.subset(two, "G_ema").items():
+        assert torch.equal(used[k], v), k
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +279,8 @@ def test_app_keys_are_checked_in_one_line(capsys):
     assert "app.scale: must be 2 or 4" in capsys.readouterr().err
     assert main(["train", "--preset", "mnist-sr", "--data", "cifar10"]) == 2
     assert "bundled digits" in capsys.readouterr().err
+    assert main(["train", "--preset", "colorize", "stab.ema=0.999"]) == 2
+    assert "stab.ema: not for app.task=colorize" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,15 @@ def check(cfg: Config) -> None:
         raise ConfigError(f"app.task={cfg.app.task} trains on the bundled digits (mnist5k) only")
     if cfg.train.batch_size < 2:
         raise ConfigError("the image-to-image tasks need train.batch_size >= 2 (BatchNorm)")
+    if cfg.stab.ema > 0 and cfg.app.task == "colorize":  # its U-Net's BatchNorm statistics
+        raise ConfigError(  # belong to the trained weights, not to their average
+            "stab.ema: not for app.task=colorize (its U-Net has BatchNorm); sr and thicken take it"
+        )
+
+
+def ema_name(generator: str) -> str:
+    """The checkpoint's name of a generator's moving average (``stab.ema``)."""
+    return f"{generator}_ema"
 
 
 def build_nets(cfg: Config) -> dict[str, nn.Module]:

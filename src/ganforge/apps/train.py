@@ -22,6 +22,7 @@ from ganforge.config import Config
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.plots import image_grid, loss_plot
 from ganforge.runs import RunFolder
+from ganforge.stabilizers import EMA
 from ganforge.train import device as devices
 from ganforge.train import distributed
 from ganforge.train.loop import (
@@ -89,6 +90,11 @@ class AppTrainer:
         self.data = tasks.build_data(cfg)
         self.nets = {k: m.to(self.device) for k, m in tasks.build_nets(cfg).items()}
         self.opts = tasks.optimizers(cfg, self.nets)
+        s = cfg.stab  # the moving average of each generator: what samples, eval and translate use
+        gens = tasks.TASKS[cfg.app.task].generators
+        self.emas = {
+            tasks.ema_name(k): EMA(self.nets[k], s.ema, s.ema_rampup) for k in gens if s.ema > 0
+        }
         self.pools = (ImagePool(cfg.app.pool, t.seed + 2), ImagePool(cfg.app.pool, t.seed + 3))
         self.step_fn = tasks.build_step(cfg, self.nets, self.opts, self.pools, self.device)
         self.horizon = Horizon(t.steps)
@@ -112,7 +118,7 @@ class AppTrainer:
         if meta.get("app") != self.cfg.to_dict()["app"]:
             raise GanforgeError(f"{self.run.path}: the checkpoint was made by another task")
         checkpoint.restore(
-            tensors, meta, modules=self.nets, optimizers=self.opts, states=self.states
+            tensors, meta, modules=self.modules(), optimizers=self.opts, states=self.states
         )
         self.step = int(meta["step"])
         self.elapsed = float(meta.get("elapsed_s", 0.0))
@@ -123,12 +129,23 @@ class AppTrainer:
             )
         self.run.truncate_metrics(self.step)
 
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """What a checkpoint holds: the nets, and the generators' averages (``G_ema``...)."""
+        return self.nets | {k: e.module for k, e in self.emas.items()}
+
+    def generators(self) -> dict[str, torch.nn.Module]:
+        """The nets, each generator replaced by its average where there is one."""
+        return {
+            k: (e.module if (e := self.emas.get(tasks.ema_name(k))) else m)
+            for k, m in self.nets.items()
+        }
+
     def save_checkpoint(self, elapsed: float) -> None:
         self.run.checkpoints.mkdir(exist_ok=True)
         checkpoint.save(
             checkpoint.path_for(self.run.checkpoints, self.step),
             step=self.step,
-            modules=self.nets,
+            modules=self.modules(),
             optimizers=self.opts,
             states=self.states,
             meta={
@@ -144,7 +161,8 @@ class AppTrainer:
         for m in self.nets.values():
             m.eval()  # BatchNorm on running statistics, as at test time
         x, y = (v.to(self.device) for v in self.fixed)
-        write_grid(tasks.show(self.cfg, self.nets, x, y), self.run.sample_path(self.step))
+        cells = tasks.show(self.cfg, self.generators(), x, y)
+        write_grid(cells, self.run.sample_path(self.step))
         for m in self.nets.values():
             m.train()
 
@@ -170,6 +188,8 @@ class AppTrainer:
                             group["lr"] = base * factor
                     x, y = self.data.next(self.device)
                     stats = self.step_fn(x, y)
+                    for k, e in self.emas.items():
+                        e.update(self.nets[k.removesuffix("_ema")], step - 1)
                     self.meter.add(stats)
                     stop = flag.requested
                     row = None

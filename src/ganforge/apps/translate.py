@@ -25,7 +25,7 @@ from ganforge.errors import DataError, GanforgeError
 from ganforge.nets.translate import ResnetG, UNet
 from ganforge.runs import RunFolder
 
-from .tasks import TASKS, build_nets
+from .tasks import TASKS, build_nets, ema_name
 
 Tensor = torch.Tensor
 
@@ -52,7 +52,8 @@ class Translator:
 
 
 def load_translator(run: str | Path, checkpoint_file: Path | None = None) -> Translator:
-    """The generators of the newest intact checkpoint of ``run`` (or ``checkpoint_file``)."""
+    """The generators of the newest intact checkpoint of ``run`` (or ``checkpoint_file``):
+    their moving averages where the run kept them (``stab.ema``)."""
     folder = RunFolder(Path(run))
     cfg = folder.read_config()
     if cfg.app.task == "none":
@@ -64,7 +65,8 @@ def load_translator(run: str | Path, checkpoint_file: Path | None = None) -> Tra
     nets = {k: m for k, m in build_nets(cfg).items() if k in TASKS[cfg.app.task].generators}
     try:
         for name, m in nets.items():
-            m.load_state_dict(checkpoint.subset(tensors, name))
+            averaged = checkpoint.subset(tensors, ema_name(name))
+            m.load_state_dict(averaged or checkpoint.subset(tensors, name))
     except RuntimeError as e:
         raise GanforgeError(f"{run}: the checkpoint does not fit the run's model ({e})") from None
     return Translator(cfg, {k: m.eval() for k, m in nets.items()}, int(meta["step"]))
