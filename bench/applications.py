@@ -4,7 +4,7 @@
     python bench/applications.py --preset mnist-sr --seeds 0 1
     python bench/applications.py --png docs/applications    # the figures of docs/applications.md
 
-For each preset (mnist-sr, mnist-thicken, colorize) and seed: trains the preset (the GAN)
+For each preset (mnist-sr, mnist-thicken, colorize, photo-sr) and seed: trains the preset (the GAN)
 and the plain L1 model (the same preset, script and steps with ``app.adv=0
 app.feature=0``), one after the other, timing each; evaluates the GAN with the L1 model as
 ``--baseline`` (``ganforge eval``: held-out data only, the MNIST test set from ``--real``
@@ -29,12 +29,13 @@ from ganforge.apps.train import train_app
 from ganforge.report.html import write_report
 from ganforge.runs import RunFolder
 
-PRESETS = ("mnist-sr", "mnist-thicken", "colorize")
+PRESETS = ("mnist-sr", "mnist-thicken", "colorize", "photo-sr")
 TEST_SET = Path("/work/shared/data/mnist")
 TARGETS = {
     "mnist-sr": "PSNR >= bicubic + 2 dB, accuracy >= 0.95, FID <= 3 x the real floor",
     "mnist-thicken": "A -> B: PSNR >= 18 dB, accuracy >= 0.85, ink ratio within 10 %",
     "colorize": "PSNR above grey's and L1's, colourfulness >= 60 % of the truth's",
+    "photo-sr": "none set: PSNR beside bicubic's and the L1 model's",
 }
 
 
@@ -60,7 +61,8 @@ def table(preset: str, seed: int, result: dict[str, Any], times: dict[str, float
         print(
             f"  {name}: "
             + ", ".join(
-                f"{m} PSNR {f['psnr']:.2f} colourfulness {f['colourfulness']:.1f}"
+                f"{m} PSNR {f['psnr']:.2f}"
+                + (f" colourfulness {f['colourfulness']:.1f}" if "colourfulness" in f else "")
                 for m, f in photo.items()
             )
         )
@@ -89,7 +91,8 @@ def main() -> None:
                 for key, run in (("gan", gan), ("l1", l1)):
                     rows = list(RunFolder(run).metrics())
                     times[key] = rows[-1]["elapsed_s"] if rows else float("nan")
-            real = str(args.real) if preset != "colorize" and args.real.exists() else None
+            digits = preset in ("mnist-sr", "mnist-thicken")
+            real = str(args.real) if digits and args.real.exists() else None
             result = evaluate_app(gan, baseline=l1, real=real)
             write_report([gan], RunFolder(gan).report_file)
             table(preset, seed, result, times)

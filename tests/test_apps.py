@@ -29,6 +29,7 @@ TINY = {
     "mnist-sr": ["model.width=4", "app.blocks=1", "train.batch_size=4"],
     "mnist-thicken": ["model.width=2", "app.blocks=1", "train.batch_size=2", "app.pool=3"],
     "colorize": ["model.width=4", "train.batch_size=2", "app.patch=16"],
+    "photo-sr": ["model.width=4", "app.blocks=1", "train.batch_size=2", "app.patch=16"],
 }
 QUICK = ["train.log_every=2", "train.sample_every=3", "train.ckpt_every=3", "train.keep_ckpts=5"]
 
@@ -277,8 +278,8 @@ def test_the_plain_l1_model_trains_from_the_command_line_with_its_report(tmp_pat
 def test_app_keys_are_checked_in_one_line(capsys):
     assert main(["train", "--preset", "mnist-sr", "app.scale=3"]) == 2
     assert "app.scale: must be 2 or 4" in capsys.readouterr().err
-    assert main(["train", "--preset", "mnist-sr", "--data", "cifar10"]) == 2
-    assert "bundled digits" in capsys.readouterr().err
+    assert main(["train", "--preset", "photo-sr", "--data", "cifar10"]) == 1  # a data error
+    assert "cifar10: no such folder of colour images" in capsys.readouterr().err
     assert main(["train", "--preset", "colorize", "stab.ema=0.999"]) == 2
     assert "stab.ema: not for app.task=colorize" in capsys.readouterr().err
 
@@ -308,3 +309,51 @@ def test_the_tasks_refuse_several_processes(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "--nproc does not train the image-to-image tasks" in err and len(err.splitlines()) == 1
+
+
+def test_photo_sr_pairs_are_rgb_crops_and_their_average_pool():
+    from ganforge.apps.tasks import build_data, build_nets
+
+    cfg = build("photo-sr", overrides=TINY["photo-sr"])
+    lr, hr = build_data(cfg).next(torch.device("cpu"))
+    assert hr.shape == (2, 3, 16, 16) and lr.shape == (2, 3, 4, 4)
+    assert float(hr.min()) >= -1 and float(hr.max()) <= 1
+    assert_close(lr, hr.unflatten(-1, (4, 4)).unflatten(-3, (4, 4)).mean((-3, -1)))
+    nets = build_nets(cfg)
+    assert nets["G"](lr).shape == hr.shape  # RGB in, RGB out, x4
+    assert nets["D"](torch.cat([hr, hr], 1)).shape[1] == 1  # D judges (input, image) pairs
+
+
+@pytest.mark.slow  # a run, its evaluation on the two test photographs at full size
+def test_photo_sr_trains_translates_colour_and_is_measured_on_the_luminance(tmp_path):
+    import json
+
+    import torch.nn.functional as F
+
+    from ganforge.data.pairs import shipped_photos
+    from ganforge.metrics.image import luma, psnr, to_unit
+
+    run = tmp_path / "psr"
+    _train("photo-sr", run, 3)
+    assert main(["eval", str(run)]) == 0
+    result = json.loads((run / "eval.json").read_text())
+    flower = result["per_photo"]["flower.jpg"]
+    assert set(flower) == {"gan", "bicubic", "identity", "truth"}
+    rgb = shipped_photos(test=True)["flower.jpg"]  # 427 x 640: cropped to 424 x 640
+    hr = rgb[None, :, :424, :] * 2 - 1
+    bicubic = F.interpolate(F.avg_pool2d(hr, 4), scale_factor=4, mode="bicubic").clamp(-1, 1)
+    want = psnr(luma(to_unit(bicubic), 4), luma(to_unit(hr), 4))
+    assert flower["bicubic"]["psnr"] == pytest.approx(float(want), abs=1e-4)
+    assert flower["truth"]["psnr"] == pytest.approx(100.0)
+    src, out = tmp_path / "small.npy", tmp_path / "big.npy"
+    np.save(src, np.zeros((1, 1, 5, 6), dtype=np.float32))  # gray in: RGB out
+    assert main(["translate", str(run), "--input", str(src), "--out", str(out)]) == 0
+    assert np.load(out).shape == (1, 3, 20, 24)
+
+
+def test_photo_sr_refuses_the_digit_feature_loss_and_thicken_refuses_photos(capsys):
+    assert main(["train", "--preset", "mnist-sr", "--data", "photos"]) == 2
+    err = capsys.readouterr().err
+    assert "app.feature: the feature loss uses the MNIST network" in err
+    assert main(["train", "--preset", "mnist-thicken", "--data", "photos"]) == 2
+    assert "app.task=thicken trains on the bundled digits" in capsys.readouterr().err

@@ -382,6 +382,23 @@ PRESETS: dict[str, Preset] = {
             "train.sample_every": 250,
         },
     ),
+    "photo-sr": Preset(
+        "super-resolution x4 of colour photographs (patches of those scikit-learn and "
+        "scikit-image ship, or --data FOLDER): mnist-sr's nets in RGB, L1 + adversarial "
+        "(~4 min on one core)",
+        {
+            **_APP,
+            "app.task": "sr",
+            "data.source": "photos",
+            "app.patch": 32,  # 8 x 8 inputs
+            "model.width": 32,
+            "optim.lr_g": 1e-3,
+            "train.batch_size": 16,
+            "train.steps": 1000,
+            "train.threads": 1,
+            "train.sample_every": 250,
+        },
+    ),
     "colorize": Preset(
         "colourisation L -> ab (pix2pix: U-Net G, PatchGAN D, L1 x 100) on patches of the "
         "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~3.5 min)",

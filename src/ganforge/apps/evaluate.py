@@ -8,6 +8,9 @@ Per task and direction, each method (the run's G, the baselines, and the plain L
   network's features) of the outputs against a second, disjoint half of the real test digits,
   beside the floor of the first half's truth against the same. Baselines: bicubic, and the
   identity (the input enlarged, nearest).
+- sr on photographs (``data.source`` photos or a folder): each test photograph (as for
+  colorize), pooled and enlarged again; PSNR and SSIM on the luminance with ``scale`` pixels
+  of border cropped. Baselines: bicubic and the identity.
 - thicken: A -> B (truth: the dilation of each test digit) and B -> A (input: the dilation,
   truth: the digit); PSNR, SSIM, accuracy, FID as for sr, and the ink ratio (mean ink of the
   outputs over the truth's). Baseline: the identity.
@@ -43,10 +46,13 @@ from ganforge.metrics.fid import fid
 from ganforge.metrics.image import colourfulness, ink, luma, psnr, ssim, to_unit
 from ganforge.runs import BEFORE_AFTER, RunFolder, write_json
 
+from .tasks import is_photo_sr
 from .train import write_grid
 from .translate import Translator, load_translator, translate
 
 Tensor = torch.Tensor
+
+FIGURE_CROP = 96  # sr on photographs: the side of the centre crop each figure row shows
 
 
 def _digits(
@@ -145,6 +151,61 @@ def evaluate_sr(
         "columns": columns,
         "_cells": cells.flatten(0, 1),
         "_nrow": len(columns),
+    }
+
+
+def evaluate_photo_sr(
+    tr: Translator, baseline: Translator | None, real: str | None
+) -> dict[str, Any]:
+    """sr on photographs: each test photograph (cropped to a multiple of the scale) pooled and
+    enlarged again; PSNR and SSIM on the luminance with ``scale`` pixels of border cropped."""
+    s = tr.cfg.app.scale
+    photos = folder_photos(Path(real)) if real is not None else shipped_photos(test=True)
+    per_photo: dict[str, dict[str, dict[str, float]]] = {}
+    rows = []
+    for name, rgb in photos.items():
+        h, w = (d - d % s for d in rgb.shape[1:])
+        hr = rgb[None, :, :h, :w] * 2 - 1
+        lr = average_pool(hr, s)
+        outputs = {
+            "gan": translate(tr, lr, "AB"),
+            "bicubic": F.interpolate(lr, scale_factor=s, mode="bicubic").clamp(-1, 1),
+            "identity": F.interpolate(lr, scale_factor=s, mode="nearest"),
+        }
+        if baseline is not None:
+            outputs["l1"] = translate(baseline, lr, "AB")
+        truth = luma(to_unit(hr), s)
+        per_photo[name] = {
+            m: {
+                "psnr": float(psnr(luma(to_unit(out), s), truth).mean()),
+                "ssim": float(ssim(luma(to_unit(out), s), truth).mean()),
+            }
+            for m, out in {**outputs, "truth": hr}.items()
+        }
+        order = ["identity", "bicubic", *(["l1"] if baseline is not None else []), "gan"]
+        side = min(FIGURE_CROP, h, w)
+        top, left = (h - side) // 2, (w - side) // 2  # the centre, unscaled
+        crop = [outputs[m] for m in order] + [hr]
+        rows.append(torch.cat([c[..., top : top + side, left : left + side] for c in crop]))
+    methods = next(iter(per_photo.values()))
+    mean = {
+        m: {k: sum(p[m][k] for p in per_photo.values()) / len(per_photo) for k in methods[m]}
+        for m in methods
+    }
+    columns = [
+        "input (nearest)",
+        "bicubic",
+        *(["L1 model"] if baseline is not None else []),
+        "GAN",
+        "truth",
+    ]
+    return {
+        "test": ", ".join(photos),
+        "n": len(photos),
+        "directions": {"AB": mean},
+        "per_photo": per_photo,
+        "columns": columns,
+        "_rows": rows,
     }
 
 
@@ -270,9 +331,12 @@ def evaluate_app(
     RUN/before-after.png; return the results."""
     tr = load_translator(run)
     base = load_translator(baseline) if baseline is not None else None
-    if base is not None and (base.task, base.cfg.app.scale) != (tr.task, tr.cfg.app.scale):
+    kind = (tr.task, tr.cfg.app.scale, is_photo_sr(tr.cfg))
+    if base is not None and (base.task, base.cfg.app.scale, is_photo_sr(base.cfg)) != kind:
         raise GanforgeError(f"--baseline {baseline} is a run of another task")
-    if tr.task == "sr":
+    if tr.task == "sr" and is_photo_sr(tr.cfg):
+        result = evaluate_photo_sr(tr, base, real)
+    elif tr.task == "sr":
         result = evaluate_sr(tr, base, real, n)
     elif tr.task == "thicken":
         result = evaluate_thicken(tr, base, real, n)

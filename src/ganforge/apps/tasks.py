@@ -68,6 +68,11 @@ class DigitsSR:
         return {"sampler": self.sampler}
 
 
+def is_photo_sr(cfg: Config) -> bool:
+    """sr on colour photographs (``data.source`` photos or a folder) rather than digits."""
+    return cfg.app.task == "sr" and cfg.data.source != "mnist5k"
+
+
 class _Generator:
     """A torch.Generator as a named state of the checkpoints."""
 
@@ -101,6 +106,24 @@ class PhotoPatches:
 
     def states(self) -> dict[str, Any]:
         return {"patches": self.rng}
+
+
+class PhotoSR(PhotoPatches):
+    """sr on photographs: (the scale x scale average pool of a random ``app.patch``-pixel RGB
+    crop, the crop), pixels in [-1, 1]; the crops as for colorize."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.scale = cfg.app.scale
+
+    def next(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        hr = random_patches(self.photos, self.batch, self.size, self.rng.generator) * 2 - 1
+        return average_pool(hr, self.scale).to(device), hr.to(device)
+
+    def fixed(self, n: int) -> tuple[Tensor, Tensor]:
+        gen = torch.Generator().manual_seed(1)
+        hr = random_patches(self.photos, n, self.size * 2, gen) * 2 - 1
+        return average_pool(hr, self.scale), hr
 
 
 class ThinThick:
@@ -147,8 +170,13 @@ def check(cfg: Config) -> None:
     """Refuse in one line what the image-to-image trainer cannot do."""
     if cfg.app.task not in TASKS:
         raise ConfigError(f"app.task={cfg.app.task!r} is not an image-to-image task")
-    if cfg.app.task != "colorize" and cfg.data.source != "mnist5k":
-        raise ConfigError(f"app.task={cfg.app.task} trains on the bundled digits (mnist5k) only")
+    if cfg.app.task == "thicken" and cfg.data.source != "mnist5k":
+        raise ConfigError("app.task=thicken trains on the bundled digits (mnist5k) only")
+    if is_photo_sr(cfg) and cfg.app.feature > 0:
+        raise ConfigError(
+            "app.feature: the feature loss uses the MNIST network, for digits only; "
+            "pass app.feature=0 (or --preset photo-sr) for photographs"
+        )
     if cfg.train.batch_size < 2:
         raise ConfigError("the image-to-image tasks need train.batch_size >= 2 (BatchNorm)")
     if cfg.stab.ema > 0 and cfg.app.task == "colorize":  # its U-Net's BatchNorm statistics
@@ -168,7 +196,8 @@ def build_nets(cfg: Config) -> dict[str, nn.Module]:
     a, w = cfg.app, cfg.model.width
     adv = a.adv > 0
     if a.task == "sr":
-        return {"G": SRNet(1, w, a.blocks, a.scale), **({"D": PatchD(2, w)} if adv else {})}
+        c = 3 if is_photo_sr(cfg) else 1
+        return {"G": SRNet(c, w, a.blocks, a.scale), **({"D": PatchD(2 * c, w)} if adv else {})}
     if a.task == "colorize":
         return {"G": UNet(1, 2, w), **({"D": PatchD(3, w)} if adv else {})}
     nets: dict[str, nn.Module] = {"G_AB": ResnetG(1, w, a.blocks), "G_BA": ResnetG(1, w, a.blocks)}
@@ -179,7 +208,7 @@ def build_nets(cfg: Config) -> dict[str, nn.Module]:
 
 def build_data(cfg: Config) -> TaskData:
     if cfg.app.task == "sr":
-        return DigitsSR(cfg)
+        return PhotoSR(cfg) if is_photo_sr(cfg) else DigitsSR(cfg)
     if cfg.app.task == "colorize":
         return PhotoPatches(cfg)
     return ThinThick(cfg)

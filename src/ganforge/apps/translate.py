@@ -25,7 +25,7 @@ from ganforge.errors import DataError, GanforgeError
 from ganforge.nets.translate import ResnetG, UNet
 from ganforge.runs import RunFolder
 
-from .tasks import TASKS, build_nets, ema_name
+from .tasks import TASKS, build_nets, ema_name, is_photo_sr
 
 Tensor = torch.Tensor
 
@@ -118,14 +118,16 @@ def _gray(x: Tensor) -> Tensor:
 
 @torch.no_grad()
 def translate(tr: Translator, x: Tensor, direction: str = "AB") -> Tensor:
-    """Images ``[N, C, H, W]`` in [-1, 1] through the run's G: sr, thicken take gray images
-    (colour ones by their luminance), colorize takes any and gives RGB ``[N, 3, H, W]``."""
+    """Images ``[N, C, H, W]`` in [-1, 1] through the run's G: sr on digits and thicken take
+    gray images (colour ones by their luminance), sr on photographs and colorize take any and
+    give RGB ``[N, 3, H, W]``."""
     if direction not in tr.directions:
         raise GanforgeError(
             f"--direction {direction}: a {tr.task} run translates {' or '.join(tr.directions)}"
         )
-    if tr.task == "sr":
-        return tiled(tr.nets["G"], _gray(x), 1).clamp(-1, 1)
+    if tr.task == "sr":  # digits: gray; photographs: RGB (a gray input's channel repeated)
+        x = (x if x.shape[1] == 3 else x.repeat(1, 3, 1, 1)) if is_photo_sr(tr.cfg) else _gray(x)
+        return tiled(tr.nets["G"], x, 1).clamp(-1, 1)
     if tr.task == "thicken":
         g = tr.nets["G_AB" if direction == "AB" else "G_BA"]
         assert isinstance(g, ResnetG)
