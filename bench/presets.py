@@ -360,8 +360,9 @@ def plan(args: argparse.Namespace, extra: list[str]) -> list[Job]:
             real = digits if cfg.data.source in MNIST_DATA else None
             n = min(args.n, real_size(real, name, base) // 2)
         elif group == "app":  # ganforge eval halves its digits: n a side
-            real = digits if cfg.app.task in ("sr", "thicken") else None
-            n = 2 * args.n if cfg.app.task != "colorize" else None
+            on_digits = cfg.app.task == "thicken" or cfg.data.source == "mnist5k"
+            real = digits if on_digits else None  # else: the test photographs
+            n = 2 * args.n if on_digits else None
         elif group == "toy" and (m := mixture_of(cfg.data.source)) is not None and m.dim == 1:
             mixture = m
         for seed in args.toy_seeds if group == "toy" else args.seeds:
