@@ -25,6 +25,7 @@ from ganforge.nets.filters import (
     POINT_BATCH,
     QUANTILE,
     RATIO_FEATURES,
+    RatioMean,
     RatioNet,
     acceptance,
     drs,
@@ -378,3 +379,36 @@ def test_eval_judges_what_the_filter_keeps(tmp_path):
     expected_raw = mode_metrics(runs.sample(run, 50, seed=0), mixture_of("ring8"))["hq_share"]
     assert raw["filter"] == "none"
     assert raw["metrics"]["high_quality"]["value"] == pytest.approx(expected_raw, abs=1e-12)
+
+
+def test_an_average_of_fitted_ds_is_their_mean_logit_and_comes_back_from_the_checkpoint(
+    tmp_path,
+):
+    """train.filter_nets=2: member 0 is the lone fit's net (same seed), member 1 is seeded
+    1000 later; D_filter's logit is the mean of the two; load_filter_nets rebuilds both."""
+    toy = ["data.source=ring8", "model.arch=mlp", "model.g_out=linear", "data.limit=512"]
+    run = tmp_path / "mean"
+    args = ["train", "--out", str(run), "--steps", "5", "--quiet", *TINY, *toy]
+    assert main([*args, "train.filter_steps=3", "train.filter_nets=2"]) == 0
+    g, d, fitted = runs.load_filter_nets(run)
+    assert fitted and isinstance(d, RatioMean) and len(d.nets) == 2
+    real = from_config(runs.RunFolder(run).read_config().data).x
+    one, _ = calibrate.fit(g, real, 3, seed=0)
+    other, _ = calibrate.fit(g, real, 3, seed=calibrate.SEED_STRIDE)
+    x = torch.randn(64, 2)
+    with torch.no_grad():
+        assert_close(d.nets[0](x), one(x))
+        assert_close(d.nets[1](x), other(x))
+        assert_close(d(x), (one(x) + other(x)) / 2)
+    kept = runs.sample_filtered(run, 20, "rejection", seed=2)  # scored by the mean
+    assert_close(kept.samples, rejection(g, d, 20, seed=2, batch=POINT_BATCH).samples)
+
+
+def test_filter_nets_without_filter_steps_is_refused_in_one_line(cli, tmp_path):
+    toy = ["data.source=ring8", "model.arch=mlp", "model.g_out=linear"]
+    code, _, err = cli(
+        "train", "--out", tmp_path / "r", "--steps", "2", *TINY, *toy, "train.filter_nets=3"
+    )
+    assert code == 2 and err.count("\n") == 1 and "needs train.filter_steps > 0" in err
+    code, _, err = cli("train", "--out", tmp_path / "r", *TINY, "train.filter_nets=0")
+    assert code == 2 and "train.filter_nets" in err

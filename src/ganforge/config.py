@@ -107,6 +107,7 @@ class TrainConfig:
     max_rollbacks: int = 3  # rollbacks allowed in one run before it stops
     sample_filter: str = "none"  # ganforge sample: none, drs (Azadi 2019) or rejection (by D)
     filter_steps: int = 0  # points: steps fitting the filter's own D on the final G; 0: run's D
+    filter_nets: int = 1  # points: that many D's fitted apart (seeds), their logits averaged
 
 
 @dataclass
@@ -474,6 +475,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 _POSITIVE = (lambda v: v > 0, "> 0")
 _NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 _CHECKS: dict[str, tuple[Any, str]] = {
+    "train.filter_nets": _POSITIVE,
     "model.latent_dim": _POSITIVE,
     "model.g_hidden": (lambda v: all(h > 0 for h in v), "positive widths"),
     "model.d_hidden": (lambda v: all(h > 0 for h in v), "positive widths"),

@@ -36,7 +36,7 @@ from ganforge import checkpoint, nets
 from ganforge.config import Config, from_json
 from ganforge.errors import GanforgeError
 from ganforge.nets.conditional import sampling_labels
-from ganforge.nets.filters import BATCH, FILTERS, POINT_BATCH, Filtered, RatioNet
+from ganforge.nets.filters import BATCH, FILTERS, POINT_BATCH, Filtered, RatioMean, RatioNet
 
 BEST_CHECKPOINT = "best.safetensors"  # lowest FID so far, with train.eval_every
 EVAL_FILE = "eval.json"
@@ -285,7 +285,8 @@ def load_filter_nets(
     fitted = checkpoint.subset(tensors, "D_filter")
     if not fitted:
         return g, d, False
-    net = RatioNet(math.prod(shape))
+    dim, members = math.prod(shape), RatioMean.members_in(fitted)
+    net = RatioMean([RatioNet(dim) for _ in range(members)]) if members else RatioNet(dim)
     try:
         net.load_state_dict(fitted)
     except RuntimeError:
@@ -353,5 +354,7 @@ def sample_filtered(
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
     g, d, _ = load_filter_nets(run, device, checkpoint_file)
-    points = isinstance(d, RatioNet)  # small nets: larger batches of candidates run faster
+    points = isinstance(
+        d, RatioNet | RatioMean
+    )  # small nets: larger batches of candidates run faster
     return FILTERS[name](g, d, n, seed=seed, device=device, batch=POINT_BATCH if points else BATCH)

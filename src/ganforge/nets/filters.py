@@ -303,6 +303,24 @@ class RatioNet(nn.Module):
         return self.mlp(torch.cat([torch.sin(u), torch.cos(u)], dim=1))  # [N, 1]
 
 
+class RatioMean(nn.Module):
+    """Several ``RatioNet``s fitted apart (``train.filter_nets``): the mean of their logits, a
+    density-ratio estimate that varies less from one fit to the next than any one of them."""
+
+    def __init__(self, nets: list[RatioNet]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    @classmethod
+    def members_in(cls, state: dict[str, Tensor]) -> int:
+        """How many nets a saved ``RatioMean`` holds (0: the state is a lone ``RatioNet``'s)."""
+        found = {int(k.split(".")[1]) for k in state if k.startswith("nets.")}
+        return max(found) + 1 if found else 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([net(x) for net in self.nets]).mean(0)
+
+
 # The filters of ``ganforge sample --filter`` besides "none" (names: config.SAMPLE_FILTERS).
 FILTERS: dict[str, Callable[..., Filtered]] = {"drs": drs, "rejection": rejection}
 assert tuple(FILTERS) == SAMPLE_FILTERS

@@ -20,11 +20,12 @@ from torch import nn
 
 from ganforge.losses import d_bce
 from ganforge.nets import generate
-from ganforge.nets.filters import RATIO_HIDDEN, RatioNet
+from ganforge.nets.filters import RATIO_HIDDEN, RatioMean, RatioNet
 
 Tensor = torch.Tensor
 
 BATCH = 512  # real and fake points per update
+SEED_STRIDE = 1000  # member k of an average is fitted with seed + k * SEED_STRIDE
 LR = 1e-3
 LATE_LR = 2e-4  # from LATE of the steps on
 LATE = 0.7
@@ -67,3 +68,21 @@ def fit(
             tail.append(loss.item())
     net.eval()
     return net, sum(tail) / len(tail)
+
+
+def fit_mean(
+    g: nn.Module,
+    real: Tensor,
+    steps: int,
+    nets: int,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[RatioNet | RatioMean, list[float]]:
+    """``nets`` RatioNets fitted by ``fit`` apart, member k seeded ``seed + k * SEED_STRIDE``
+    (so member 0 is ``fit``'s own net), as one ``RatioMean``; one net alone when ``nets`` is
+    1. Also each member's final loss."""
+    fitted = [fit(g, real, steps, seed=seed + k * SEED_STRIDE, device=device) for k in range(nets)]
+    losses = [loss for _, loss in fitted]
+    if nets == 1:
+        return fitted[0][0], losses
+    return RatioMean([net for net, _ in fitted]).eval(), losses

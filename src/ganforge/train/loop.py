@@ -258,6 +258,11 @@ class Trainer:
                 "train.filter_steps fits the sampling filter's D for points data (1-D or 2-D); "
                 f"{self.data.name} is images: set train.filter_steps=0"
             )
+        if t.filter_nets > 1 and not t.filter_steps:
+            raise ConfigError(
+                f"train.filter_nets={t.filter_nets} averages fitted filter D's: it needs "
+                "train.filter_steps > 0"
+            )
         if t.batch_size % cfg.model.pack:  # each process packs its own slice of the batch
             raise ConfigError(
                 f"model.pack={cfg.model.pack} needs train.batch_size divisible by it, "
@@ -545,13 +550,18 @@ class Trainer:
         t = self.cfg.train
         self.settle_average()
         g = self.modules.get("G_ema", self.modules["G"])  # the G that samples
-        display.print(f"sampling filter: fitting its D on the final G, {t.filter_steps} steps")
+        k = t.filter_nets
+        what = "its D" if k == 1 else f"{k} D's (their logits averaged)"
+        display.print(f"sampling filter: fitting {what} on the final G, {t.filter_steps} steps")
         t0 = time.perf_counter()
-        net, loss = calibrate.fit(g, self.data.x, t.filter_steps, seed=t.seed, device=self.device)
+        net, losses = calibrate.fit_mean(
+            g, self.data.x, t.filter_steps, k, seed=t.seed, device=self.device
+        )
         self.modules["D_filter"] = net
         self.save_checkpoint()
+        bce = ", ".join(f"{loss:.3f}" for loss in losses)
         display.print(
-            f"sampling filter: fitted in {time.perf_counter() - t0:.0f} s (BCE {loss:.3f}; "
+            f"sampling filter: fitted in {time.perf_counter() - t0:.0f} s (BCE {bce}; "
             "2 log 2 = 1.386 would be a D that cannot tell G's samples from the data)"
         )
 
