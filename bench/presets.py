@@ -733,6 +733,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.from_json is not None:
         report = merge([json.loads(f.read_text(encoding="utf-8")) for f in args.from_json])
+        for name, entry in report["presets"].items():  # the descriptions as they are now
+            if name in config.PRESETS:
+                entry["about"] = config.PRESETS[name].about
+                entry["budget_s"] = budget_s(entry["about"])
     else:
         try:
             jobs = plan(args, extra)
