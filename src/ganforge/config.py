@@ -256,7 +256,9 @@ _MNIST_BEST: dict[str, Any] = {
 
 PRESETS: dict[str, Preset] = {
     "mnist-mlp": Preset(
-        "the course's MLP GAN on the bundled 5k MNIST images (default; ~3 min on 2 cores)", {}
+        "the course's MLP GAN on the bundled 5k MNIST images (default; ~6 min on 2 cores; FID 38 "
+        "to 52, 3 seeds)",
+        {},
     ),
     "mnist-best": Preset(
         "the best MNIST G ganforge trains in 5 minutes on 2 cores: the course's MLP at lr 5e-4 "
@@ -272,8 +274,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-dcgan": Preset(
         "DCGAN-style convolutional G and D on the bundled 5k MNIST images, 28 x 28, widths "
-        "16-32, batch 32, lr 1e-3, G's moving average (~3.5 min; FID 126: smooth strokes, "
-        "behind the course's MLP loop's 71 at equal time)",
+        "16-32, batch 32, lr 1e-3, G's moving average (~3.5 min on one core; FID 109 to 126, 3 "
+        "seeds: smooth strokes, behind the course's MLP loop's 71 at equal time)",
         {
             **_DCGAN_28,
             # screened at 150 s on one core (docs/evaluation.md): FID 206 (width 32, batch 64,
@@ -289,7 +291,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-cgan": Preset(
         "conditional MLP GAN (label embedding joined to z, projection D with spectral norm, "
-        "EMA of G) on the bundled 5k MNIST images (~5 min)",
+        "EMA of G) on the bundled 5k MNIST images (~8.5 min on one core; FID 15 to 17, the asked "
+        "digit in 97 % of samples, 3 seeds)",
         {
             # measured (docs/conditional.md): with concat and no EMA the samples obey the
             # label 88 % of the time and barely vary within a class (recall ~0.01); each
@@ -304,7 +307,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-dcgan-cond": Preset(
         "conditional DCGAN with a projection discriminator and EMA of G on the bundled 5k "
-        "MNIST (~3 min)",
+        "MNIST (~7 min on one core; FID 30 to 37, the asked digit in 96 to 97 % of samples, "
+        "3 seeds)",
         {
             **_DCGAN_28,  # BatchNorm in D: without it (and EMA) 84 % label accuracy, recall ~0
             "model.cond": "projection",
@@ -314,7 +318,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-progressive": Preset(
         "progressive growing 4 -> 8 -> 16 -> 32 on the bundled 5k MNIST padded to 32 x 32 "
-        "(~14 min on one core; digits of every class, recall 0.5, FID 69x the real floor)",
+        "(~12 min on one core; digits of every class, recall 0.5, FID 69x the real floor)",
         {
             "model.arch": "progressive",
             "model.width": 8,
@@ -341,7 +345,8 @@ PRESETS: dict[str, Preset] = {
         },
     ),
     "toy-1d": Preset(
-        "1-D two-Gaussian mixture, small MLPs, z of size 1, snapshots for `ganforge theory`",
+        "1-D two-Gaussian mixture, small MLPs, z of size 1, snapshots for `ganforge theory` "
+        "(~1 min; JSD to the data 0.017)",
         {
             "data.source": "gmm1d:-2,2:0.5:0.3,0.7",
             **_TOY_MLP,
@@ -374,7 +379,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-sr": Preset(
         "super-resolution x4 (7 x 7 average pool -> 28 x 28): residual G with pixel shuffle, "
-        "PatchGAN D, L1 + adversarial, on the bundled 5k MNIST (~5 min on one core)",
+        "PatchGAN D, L1 + adversarial, on the bundled 5k MNIST (~4.5 min on one core; FID 6.1 "
+        "to 6.5, 3x the real floor, 5.7 dB above bicubic, 2 seeds)",
         {
             **_APP,
             "app.task": "sr",
@@ -413,7 +419,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "colorize": Preset(
         "colourisation L -> ab (pix2pix: U-Net G, PatchGAN D, L1 x 100) on patches of the "
-        "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~3.5 min)",
+        "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~3.5 min on one core; "
+        "0.9 to 1.1 dB above grey, 79 to 88 % of the truth's colourfulness, 2 seeds)",
         {
             **_APP,
             "app.task": "colorize",
@@ -427,7 +434,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-thicken": Preset(
         "style transfer thin <-> thick digits, unpaired (CycleGAN: two ResNet G, two PatchGAN "
-        "D, LSGAN, cycle 2.5, identity 0.5 x cycle, pool of 50) on the bundled 5k MNIST (~3.5 min)",
+        "D, LSGAN, cycle 2.5, identity 0.5 x cycle, pool of 50) on the bundled 5k MNIST (~3 min "
+        "on one core; A -> B 18.9 to 19.0 dB against the true dilation, 2 seeds)",
         {
             **_APP,
             "app.task": "thicken",
