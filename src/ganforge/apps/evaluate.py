@@ -55,6 +55,22 @@ Tensor = torch.Tensor
 FIGURE_CROP = 96  # sr on photographs: the side of the centre crop each figure row shows
 
 
+def _sr_columns(with_l1: bool) -> list[str]:
+    """The before/after figure's columns of super-resolution."""
+    return ["input (nearest)", "bicubic", *(["L1 model"] if with_l1 else []), "GAN", "truth"]
+
+
+def _mean_over_photos(
+    per_photo: dict[str, dict[str, dict[str, float]]],
+) -> dict[str, dict[str, float]]:
+    """Each method's figures averaged over the test photographs."""
+    first = next(iter(per_photo.values()))
+    return {
+        m: {k: sum(p[m][k] for p in per_photo.values()) / len(per_photo) for k in first[m]}
+        for m in first
+    }
+
+
 def _digits(
     cfg_holdout: int, real: str | None, task: str, n: int | None
 ) -> tuple[Tensor, Tensor, str]:
@@ -137,13 +153,7 @@ def evaluate_sr(
         ],
         1,
     )
-    columns = [
-        "input (nearest)",
-        "bicubic",
-        *(["L1 model"] if "l1" in outputs else []),
-        "GAN",
-        "truth",
-    ]
+    columns = _sr_columns("l1" in outputs)
     return {
         "test": what,
         "n": half,
@@ -187,18 +197,8 @@ def evaluate_photo_sr(
         top, left = (h - side) // 2, (w - side) // 2  # the centre, unscaled
         crop = [outputs[m] for m in order] + [hr]
         rows.append(torch.cat([c[..., top : top + side, left : left + side] for c in crop]))
-    methods = next(iter(per_photo.values()))
-    mean = {
-        m: {k: sum(p[m][k] for p in per_photo.values()) / len(per_photo) for k in methods[m]}
-        for m in methods
-    }
-    columns = [
-        "input (nearest)",
-        "bicubic",
-        *(["L1 model"] if baseline is not None else []),
-        "GAN",
-        "truth",
-    ]
+    mean = _mean_over_photos(per_photo)
+    columns = _sr_columns(baseline is not None)
     return {
         "test": ", ".join(photos),
         "n": len(photos),
@@ -284,14 +284,7 @@ def evaluate_colorize(
                 + [_resize_for_figure(rgb * 2 - 1)]
             )
         )
-    methods = next(iter(per_photo.values())).keys()
-    mean = {
-        m: {
-            k: sum(p[m][k] for p in per_photo.values()) / len(per_photo)
-            for k in next(iter(per_photo.values()))[m]
-        }
-        for m in methods
-    }
+    mean = _mean_over_photos(per_photo)
     columns = ["grey (= identity)", *(["L1 model"] if baseline is not None else []), "GAN", "truth"]
     return {
         "test": ", ".join(photos),
