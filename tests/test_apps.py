@@ -357,3 +357,10 @@ def test_photo_sr_refuses_the_digit_feature_loss_and_thicken_refuses_photos(caps
     assert "app.feature: the feature loss uses the MNIST network" in err
     assert main(["train", "--preset", "mnist-thicken", "--data", "photos"]) == 2
     assert "app.task=thicken trains on the bundled digits" in capsys.readouterr().err
+
+
+def test_a_ramp_up_without_the_average_is_refused_in_one_line(capsys):
+    assert main(["train", "--preset", "mnist-sr", "stab.ema_rampup=0.2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "stab.ema_rampup shapes G's moving average: set stab.ema too" in err
+    assert len(err.splitlines()) == 1

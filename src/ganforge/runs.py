@@ -354,7 +354,6 @@ def sample_filtered(
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
     g, d, _ = load_filter_nets(run, device, checkpoint_file)
-    points = isinstance(
-        d, RatioNet | RatioMean
-    )  # small nets: larger batches of candidates run faster
+    # points: small nets, and larger batches of candidates run faster
+    points = isinstance(d, RatioNet | RatioMean)
     return FILTERS[name](g, d, n, seed=seed, device=device, batch=POINT_BATCH if points else BATCH)

@@ -13,6 +13,8 @@ import copy
 import torch
 from torch import nn
 
+from ganforge.errors import ConfigError
+
 Tensor = torch.Tensor
 
 
@@ -70,6 +72,12 @@ class HistoricalAverage(nn.Module):
         for p, m in zip(module.parameters(), self.means(), strict=True):
             m.add_((p.detach() - m) / n)
         self.count.add_(1.0)
+
+
+def check_ema(beta: float, rampup: float) -> None:
+    """Refuse, in one line, a ramp-up (``stab.ema_rampup``) without the average it shapes."""
+    if rampup and not beta:
+        raise ConfigError("stab.ema_rampup shapes G's moving average: set stab.ema too (0.999)")
 
 
 class EMA(nn.Module):

@@ -60,14 +60,27 @@ def _sr_columns(with_l1: bool) -> list[str]:
     return ["input (nearest)", "bicubic", *(["L1 model"] if with_l1 else []), "GAN", "truth"]
 
 
-def _mean_over_photos(
-    per_photo: dict[str, dict[str, dict[str, float]]],
-) -> dict[str, dict[str, float]]:
-    """Each method's figures averaged over the test photographs."""
+def _test_photos(real: str | None) -> dict[str, Tensor]:
+    """The test photographs: those of the folder ``real``, else the shipped ones."""
+    return folder_photos(Path(real)) if real is not None else shipped_photos(test=True)
+
+
+def _photo_result(
+    per_photo: dict[str, dict[str, dict[str, float]]], columns: list[str], rows: list[Tensor]
+) -> dict[str, Any]:
+    """A photographs task's result: per photograph, and each method's mean over them."""
     first = next(iter(per_photo.values()))
-    return {
+    mean = {
         m: {k: sum(p[m][k] for p in per_photo.values()) / len(per_photo) for k in first[m]}
         for m in first
+    }
+    return {
+        "test": ", ".join(per_photo),
+        "n": len(per_photo),
+        "directions": {"AB": mean},
+        "per_photo": per_photo,
+        "columns": columns,
+        "_rows": rows,
     }
 
 
@@ -170,7 +183,7 @@ def evaluate_photo_sr(
     """sr on photographs: each test photograph (cropped to a multiple of the scale) pooled and
     enlarged again; PSNR and SSIM on the luminance with ``scale`` pixels of border cropped."""
     s = tr.cfg.app.scale
-    photos = folder_photos(Path(real)) if real is not None else shipped_photos(test=True)
+    photos = _test_photos(real)
     per_photo: dict[str, dict[str, dict[str, float]]] = {}
     rows = []
     for name, rgb in photos.items():
@@ -197,16 +210,7 @@ def evaluate_photo_sr(
         top, left = (h - side) // 2, (w - side) // 2  # the centre, unscaled
         crop = [outputs[m] for m in order] + [hr]
         rows.append(torch.cat([c[..., top : top + side, left : left + side] for c in crop]))
-    mean = _mean_over_photos(per_photo)
-    columns = _sr_columns(baseline is not None)
-    return {
-        "test": ", ".join(photos),
-        "n": len(photos),
-        "directions": {"AB": mean},
-        "per_photo": per_photo,
-        "columns": columns,
-        "_rows": rows,
-    }
+    return _photo_result(per_photo, _sr_columns(baseline is not None), rows)
 
 
 def evaluate_thicken(
@@ -254,7 +258,7 @@ def _resize_for_figure(x: Tensor, height: int = 160) -> Tensor:
 def evaluate_colorize(
     tr: Translator, baseline: Translator | None, real: str | None
 ) -> dict[str, Any]:
-    photos = folder_photos(Path(real)) if real is not None else shipped_photos(test=True)
+    photos = _test_photos(real)
     per_photo: dict[str, dict[str, dict[str, float]]] = {}
     rows = []
     for name, rgb in photos.items():
@@ -284,16 +288,8 @@ def evaluate_colorize(
                 + [_resize_for_figure(rgb * 2 - 1)]
             )
         )
-    mean = _mean_over_photos(per_photo)
     columns = ["grey (= identity)", *(["L1 model"] if baseline is not None else []), "GAN", "truth"]
-    return {
-        "test": ", ".join(photos),
-        "n": len(photos),
-        "directions": {"AB": mean},
-        "per_photo": per_photo,
-        "columns": columns,
-        "_rows": rows,
-    }
+    return _photo_result(per_photo, columns, rows)
 
 
 def _flat(result: dict[str, Any]) -> dict[str, dict[str, Any]]:

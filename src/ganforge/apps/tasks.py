@@ -30,6 +30,7 @@ from ganforge.errors import ConfigError
 from ganforge.losses import LOSSES
 from ganforge.metrics.features import mnist_net
 from ganforge.nets.translate import PatchD, ResnetG, SRNet, UNet
+from ganforge.stabilizers import check_ema
 
 from .step import CycleStep, ImagePool, PairedStep
 
@@ -179,6 +180,7 @@ def check(cfg: Config) -> None:
         )
     if cfg.train.batch_size < 2:
         raise ConfigError("the image-to-image tasks need train.batch_size >= 2 (BatchNorm)")
+    check_ema(cfg.stab.ema, cfg.stab.ema_rampup)
     if cfg.stab.ema > 0 and cfg.app.task == "colorize":  # its U-Net's BatchNorm statistics
         raise ConfigError(  # belong to the trained weights, not to their average
             "stab.ema: not for app.task=colorize (its U-Net has BatchNorm); sr and thicken take it"

@@ -92,9 +92,7 @@ class AppTrainer:
         self.opts = tasks.optimizers(cfg, self.nets)
         s = cfg.stab  # the moving average of each generator: what samples, eval and translate use
         gens = tasks.TASKS[cfg.app.task].generators
-        self.emas = {
-            tasks.ema_name(k): EMA(self.nets[k], s.ema, s.ema_rampup) for k in gens if s.ema > 0
-        }
+        self.emas = {k: EMA(self.nets[k], s.ema, s.ema_rampup) for k in gens if s.ema > 0}
         self.pools = (ImagePool(cfg.app.pool, t.seed + 2), ImagePool(cfg.app.pool, t.seed + 3))
         self.step_fn = tasks.build_step(cfg, self.nets, self.opts, self.pools, self.device)
         self.horizon = Horizon(t.steps)
@@ -131,14 +129,11 @@ class AppTrainer:
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """What a checkpoint holds: the nets, and the generators' averages (``G_ema``...)."""
-        return self.nets | {k: e.module for k, e in self.emas.items()}
+        return self.nets | {tasks.ema_name(k): e.module for k, e in self.emas.items()}
 
     def generators(self) -> dict[str, torch.nn.Module]:
         """The nets, each generator replaced by its average where there is one."""
-        return {
-            k: (e.module if (e := self.emas.get(tasks.ema_name(k))) else m)
-            for k, m in self.nets.items()
-        }
+        return self.nets | {k: e.module for k, e in self.emas.items()}
 
     def save_checkpoint(self, elapsed: float) -> None:
         self.run.checkpoints.mkdir(exist_ok=True)
@@ -189,7 +184,7 @@ class AppTrainer:
                     x, y = self.data.next(self.device)
                     stats = self.step_fn(x, y)
                     for k, e in self.emas.items():
-                        e.update(self.nets[k.removesuffix("_ema")], step - 1)
+                        e.update(self.nets[k], step - 1)
                     self.meter.add(stats)
                     stop = flag.requested
                     row = None

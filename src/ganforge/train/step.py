@@ -33,7 +33,14 @@ from ganforge.errors import ConfigError
 from ganforge.losses import Loss
 from ganforge.nets.conditional import aux_terms, bind, is_conditional
 from ganforge.nets.layers import capture_features, feature_site
-from ganforge.stabilizers import EMA, HistoricalAverage, add_noise, feature_matching, noise_std
+from ganforge.stabilizers import (
+    EMA,
+    HistoricalAverage,
+    add_noise,
+    check_ema,
+    feature_matching,
+    noise_std,
+)
 from ganforge.train.device import Precision, unwrap
 from ganforge.train.distributed import plain
 
@@ -115,8 +122,7 @@ def make_switches(cfg: Config, g: nn.Module, d: nn.Module, loss: Loss) -> Switch
         raise ConfigError(
             f"stab.label_smoothing needs a loss with targets (ns, minimax, lsgan), not {name}"
         )
-    if s.ema_rampup and not s.ema:
-        raise ConfigError("stab.ema_rampup shapes G's moving average: set stab.ema too (0.999)")
+    check_ema(s.ema, s.ema_rampup)
     split = cfg.train.d_update == "split"
     if split:
         others = [
