@@ -105,6 +105,31 @@ def test_dcgan_discriminator_batchnorm_option():
     assert d.net[2].bias is None  # BatchNorm's shift replaces the bias
 
 
+def test_dcgan_discriminator_hidden_layer_judges_the_whole_map():
+    from ganforge.nets.layers import split_d
+
+    d = nets.build(ModelConfig(arch="dcgan", width=4, d_fc=6), (1, 28, 28))[1]
+    kinds = [type(m).__name__ for m in d.net]
+    assert kinds[-5:] == ["LeakyReLU", "Flatten", "Linear", "LeakyReLU", "Linear"]
+    assert (d.net[-3].in_features, d.net[-3].out_features) == (8 * 7 * 7, 6)
+    trunk, head = split_d(d)  # the features are the hidden layer's 6, the head its logit
+    x = torch.randn(3, 1, 28, 28)
+    assert trunk(x).shape == (3, 6)
+    torch.testing.assert_close(head(trunk(x)), d(x))
+
+
+def test_dcgan_generator_hidden_layer_on_z():
+    g = nets.build(ModelConfig(arch="dcgan", width=4, latent_dim=5, g_fc=6), (1, 28, 28))[0]
+    first, bn, act, project = g.net[:4]
+    assert isinstance(first, nn.ConvTranspose2d) and first.weight.shape == (5, 6, 1, 1)
+    assert isinstance(bn, nn.BatchNorm2d) and isinstance(act, nn.ReLU)
+    assert project.weight.shape == (6, 8, 7, 7)  # 6 -> the 7 x 7 map of 2 x width channels
+    g.eval()
+    z = torch.randn(3, 5)
+    h = torch.relu(bn(torch.einsum("nz,zf->nf", z, first.weight[:, :, 0, 0])[..., None, None]))
+    torch.testing.assert_close(g.net[3:](h), g(z))
+
+
 def test_step_scores_real_and_fake_apart_when_d_has_batchnorm():
     from ganforge.config import Config
     from ganforge.train.loop import build_step

@@ -40,6 +40,8 @@ class ModelConfig:
     bn_momentum: float = 0.2  # PyTorch convention; 0.2 is Keras' momentum=0.8 (see nets/mlp.py)
     width: int = 64  # dcgan: channels of D's first and G's last hidden layer
     d_batchnorm: bool = False  # dcgan: BatchNorm in D (not its first layer), as Radford et al.
+    d_fc: int = 0  # dcgan: a hidden Linear layer of this width before D's logit; 0 = none
+    g_fc: int = 0  # dcgan: a hidden layer of this width on z before G's first map; 0 = none
     g_out: str = "tanh"  # G's output: "tanh" for images in [-1, 1], "linear" for points
     cond: str = "none"  # label conditioning: none, concat, projection, acgan (nets/conditional.py)
     num_classes: int = 10  # conditional: number of classes (labels 0 .. num_classes - 1)
@@ -490,6 +492,8 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "model.leak": _NON_NEGATIVE,
     "model.bn_momentum": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "model.width": _POSITIVE,
+    "model.d_fc": _NON_NEGATIVE,
+    "model.g_fc": _NON_NEGATIVE,
     "model.g_out": (lambda v: v in ("tanh", "linear"), "one of tanh, linear"),
     "model.num_classes": (lambda v: v >= 2, ">= 2"),
     "model.embed_dim": _POSITIVE,

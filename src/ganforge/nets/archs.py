@@ -45,8 +45,10 @@ def base_nets(
         c, h, w = shape
         dc, dh, dw = d_shape
         return (
-            DCGANGenerator(g_latent, (c, h, w), cfg.width, cfg.bn_momentum),
-            DCGANDiscriminator((dc, dh, dw), cfg.width, cfg.leak, cfg.d_batchnorm, cfg.bn_momentum),
+            DCGANGenerator(g_latent, (c, h, w), cfg.width, cfg.bn_momentum, fc=cfg.g_fc),
+            DCGANDiscriminator(
+                (dc, dh, dw), cfg.width, cfg.leak, cfg.d_batchnorm, cfg.bn_momentum, cfg.d_fc
+            ),
         )
     raise ConfigError(f"model.cond={cfg.cond} works with model.arch mlp or dcgan, not {cfg.arch}")
 

@@ -3,6 +3,9 @@
 G: z -> ConvTranspose(k=s0) to an s0 x s0 map, then stride-2 ConvTranspose(4, 2, 1) blocks with
 BatchNorm and ReLU, doubling the size each time, and tanh at the end. D mirrors it with stride-2
 convolutions and LeakyReLU(0.2), then a convolution over the whole s0 x s0 map to one logit.
+Each feature of that map sees a patch of the image (10 x 10 at 28 x 28), so the logit is a sum
+of patch scores; with ``fc`` > 0 a hidden Linear layer of that width and LeakyReLU come before
+the logit, and D can judge how the patches fit together.
 s0 = 7 for 28 x 28 images (7 -> 14 -> 28); s0 = 4 for 32 and 64 (4 -> 8 -> 16 -> 32 [-> 64]).
 By default D has no BatchNorm: each sample's logit depends on that sample alone, which gradient
 penalties need and lets one D pass score real and fake together. With ``d_batchnorm`` (as the
@@ -49,14 +52,22 @@ class DCGANGenerator(nn.Module):
         width: int = 64,
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
+        fc: int = 0,
     ) -> None:
         super().__init__()
         channels, size, _ = shape
         s0, stages = _plan(size)
         self.latent_dim = latent_dim
         ch = width * 2 ** (stages - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim, ch, s0, 1, 0, bias=False),  # [N, ch, s0, s0]
+        layers: list[nn.Module] = []
+        if fc:  # a hidden layer on z (a Linear on the 1 x 1 map), BatchNorm and ReLU
+            layers += [
+                nn.ConvTranspose2d(latent_dim, fc, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(fc, eps=bn_eps, momentum=bn_momentum),
+                nn.ReLU(True),
+            ]
+        layers += [
+            nn.ConvTranspose2d(fc or latent_dim, ch, s0, 1, 0, bias=False),  # [N, ch, s0, s0]
             nn.BatchNorm2d(ch, eps=bn_eps, momentum=bn_momentum),
             nn.ReLU(True),
         ]
@@ -85,6 +96,7 @@ class DCGANDiscriminator(nn.Module):
         leak: float = 0.2,
         batchnorm: bool = False,
         bn_momentum: float = 0.1,
+        fc: int = 0,
     ) -> None:
         super().__init__()
         channels, size, _ = shape
@@ -97,7 +109,15 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(ch * 2, momentum=bn_momentum))
             layers.append(nn.LeakyReLU(leak, True))
             ch *= 2
-        layers += [nn.Conv2d(ch, 1, s0, 1, 0), nn.Flatten()]  # [N, 1]
+        if fc:  # a hidden layer over the whole map: D's verdict no longer linear in its patches
+            layers += [
+                nn.Flatten(),
+                nn.Linear(ch * s0 * s0, fc),
+                nn.LeakyReLU(leak, True),
+                nn.Linear(fc, 1),
+            ]
+        else:
+            layers += [nn.Conv2d(ch, 1, s0, 1, 0), nn.Flatten()]  # [N, 1]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
 
