@@ -300,3 +300,60 @@ def test_lr_decay_sets_both_rates_every_step(cli, tmp_path, monkeypatch):
     # 4 steps, decay from step 2: factors 1, 1, 2/3, 1/3
     factors = [1, 1, 2 / 3, 1 / 3]
     assert seen == pytest.approx([lr * f for f in factors for lr in (1e-3, 3e-3)])
+
+
+def test_translation_moves_each_image_by_its_own_shift_and_repeats_the_edge():
+    from ganforge.stabilizers import translate
+
+    x = torch.arange(2 * 16, dtype=torch.float).view(2, 1, 4, 4)
+    torch.manual_seed(0)
+    dy, dx = (torch.randint(-1, 2, (2, 1, 1)) for _ in range(2))  # what translate draws
+    torch.manual_seed(0)
+    out = translate(x, 1)
+    for i in range(2):
+        a, b = int(dy[i]), int(dx[i])
+        for r in range(4):
+            for c in range(4):
+                src = x[i, 0, min(max(r - a, 0), 3), min(max(c - b, 0), 3)]
+                assert out[i, 0, r, c] == src
+    # a gather: the gradient of the sum counts how often each input pixel was taken
+    x.requires_grad_(True)
+    torch.manual_seed(0)
+    translate(x, 1).sum().backward()
+    assert x.grad is not None and x.grad.sum() == 32
+
+
+def test_cutout_zeroes_one_square_of_the_given_size_per_image():
+    from ganforge.stabilizers import cutout
+
+    torch.manual_seed(1)
+    out = cutout(torch.ones(50, 2, 8, 8), 4)
+    zeros = (out == 0).all(1)  # every channel alike
+    assert ((out == 0) | (out == 1)).all()
+    for mask in zeros:  # one square of side 4, clipped where it crosses the edge
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        assert 2 <= len(rows) <= 4 and 2 <= len(cols) <= 4
+        assert int(mask.sum()) == len(rows) * len(cols)
+        assert len(rows) == 4 or rows[0] == 0 or rows[-1] == 7
+    assert (zeros.sum((1, 2)) == 16).any()
+
+
+def test_augmentation_reaches_every_input_of_d_and_refuses_points():
+    from ganforge.stabilizers import augment
+
+    with pytest.raises(ConfigError, match="images"):
+        augment(torch.randn(4, 3), ("translation",))
+    cfg = Config(model=ModelConfig(arch="dcgan", width=4, latent_dim=8))
+    cfg.stab.augment = "cutout"
+    torch.manual_seed(0)
+    gan = build_step(cfg, (1, 28, 28), torch.device("cpu"))
+    assert gan.switches.augment == ("cutout",)
+    seen: list[torch.Tensor] = []
+    gan.D.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    gan([torch.full((6, 1, 28, 28), 0.5)])
+    # D's pass on reals and fakes (joint), then G's pass on fakes: each image has 14 x 14 = 196
+    # zeros, or fewer where the square crosses the edge; the reals had none
+    real_seen = seen[0][:6]
+    assert ((real_seen == 0) | (real_seen == 0.5)).all()
+    assert all(0 < int((im == 0).sum()) <= 196 for im in real_seen)
+    assert len(seen) == 2 and all((s == 0).flatten(1).any(1).all() for s in seen)

@@ -124,6 +124,7 @@ class StabConfig:
     noise_steps: int = 0  # steps over which that std falls linearly to 0; 0 means train.steps
     feature_matching: float = 0.0  # weight of ||E f(x) - E f(G(z))||^2 in G's loss; 0 = off
     historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2, G and D
+    augment: str = ""  # images: D's inputs augmented alike (DiffAugment): translation,cutout
     ema: float = 0.0  # beta of the moving average of G's weights, used for samples; 0 = off
     ema_rampup: float = 0.0  # the average's half-life at most this x the steps taken; 0 = off
 
@@ -462,6 +463,7 @@ SECTIONS = ("model", "data", "optim", "train", "stab", "diagnose", "app")
 # ``train.guard``'s actions) and is checked against its row here by tests/test_config.py.
 LOSS_NAMES = ("ns", "minimax", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 ARCH_NAMES = ("mlp", "dcgan", "progressive")
+AUGMENT_NAMES = ("translation", "cutout")  # stab.augment (stabilizers.augment)
 COND_NAMES = ("concat", "projection", "acgan")
 APP_TASKS = ("sr", "colorize", "thicken")  # apps.TASKS
 SAMPLE_FILTERS = ("drs", "rejection")  # nets.filters.FILTERS; "none" keeps every sample
@@ -543,6 +545,10 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "stab.historical_averaging": _NON_NEGATIVE,
     "stab.ema": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "stab.ema_rampup": _NON_NEGATIVE,
+    "stab.augment": (
+        lambda v: all(a in AUGMENT_NAMES for a in v.split(",") if a),
+        f"comma-separated names of {', '.join(AUGMENT_NAMES)}",
+    ),
     "train.eval_every": _NON_NEGATIVE,
     "train.eval_n": (lambda v: v >= 10, ">= 10"),
     "diagnose.window": _POSITIVE,

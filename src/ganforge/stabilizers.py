@@ -1,5 +1,6 @@
-"""Stabilisers that act on D's inputs, on features or on weights: instance noise, feature
-matching, historical averaging, and the moving average of G's weights.
+"""Stabilisers that act on D's inputs, on features or on weights: instance noise,
+differentiable augmentation, feature matching, historical averaging, and the moving average of
+G's weights.
 
 One-sided label smoothing is a variant of D's loss: ``Loss.d_smoothed`` in ``ganforge.losses``.
 The layers (minibatch discrimination, virtual batch norm, spectral norm) are in
@@ -13,6 +14,7 @@ import copy
 import torch
 from torch import nn
 
+from ganforge.config import AUGMENT_NAMES
 from ganforge.errors import ConfigError
 
 Tensor = torch.Tensor
@@ -30,6 +32,51 @@ def noise_std(step: int, std0: float, steps: int) -> float:
 def add_noise(x: Tensor, std: float) -> Tensor:
     """x + std * n, n ~ N(0, I) of x's shape (drawn from torch's global generator)."""
     return x + std * torch.randn_like(x)
+
+
+def translate(x: Tensor, shift: int) -> Tensor:
+    """Each image of ``x`` ``[N, C, H, W]`` moved by its own whole number of pixels, dy and dx
+    uniform in [-shift, shift], the edge pixels repeated into the space it leaves (DiffAugment's
+    translation, Zhao et al. 2020). Differentiable in ``x``: a gather."""
+    n, _, h, w = x.shape
+    dy = torch.randint(-shift, shift + 1, (n, 1, 1), device=x.device)
+    dx = torch.randint(-shift, shift + 1, (n, 1, 1), device=x.device)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) - dy).clamp(0, h - 1)  # [N, H, 1]
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) - dx).clamp(0, w - 1)  # [N, 1, W]
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    return x.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # [N, H, W, C] -> back
+
+
+def cutout(x: Tensor, size: int) -> Tensor:
+    """Each image of ``x`` with a ``size`` x ``size`` square (its centre uniform over the
+    image, clipped at the edges) set to 0, the middle of [-1, 1] (DiffAugment's cutout)."""
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n, 1, 1), device=x.device)
+    cx = torch.randint(0, w, (n, 1, 1), device=x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    y0, x0 = cy - size // 2, cx - size // 2  # the square's corner, maybe off the image
+    inside = (rows >= y0) & (rows < y0 + size) & (cols >= x0) & (cols < x0 + size)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+def augment(x: Tensor, kinds: tuple[str, ...]) -> Tensor:
+    """Differentiable augmentation (Zhao et al. 2020, DiffAugment) of images ``[N, C, H, W]``:
+    the same random transformations for reals and fakes, in D's update and in G's, so that D
+    cannot memorise a small training set and G still learns the data unaugmented. ``kinds``:
+    names in ``config.AUGMENT_NAMES``: translation by up to 1/8 of the size, cutout of a
+    square of half the size."""
+    if x.dim() != 4:
+        raise ConfigError(f"stab.augment works on images [N, C, H, W], not samples of {x.dim()}-D")
+    for kind in kinds:
+        if kind == "translation":
+            x = translate(x, max(1, round(x.shape[-1] / 8)))
+        elif kind == "cutout":
+            x = cutout(x, x.shape[-1] // 2)
+        else:
+            names = ", ".join(AUGMENT_NAMES)
+            raise ConfigError(f"stab.augment: unknown {kind!r}; choose from {names}")
+    return x
 
 
 def feature_matching(real_features: Tensor, fake_features: Tensor) -> Tensor:

@@ -37,6 +37,7 @@ from ganforge.stabilizers import (
     EMA,
     HistoricalAverage,
     add_noise,
+    augment,
     check_ema,
     feature_matching,
     noise_std,
@@ -97,6 +98,7 @@ class Switches:
     g_steps: int = 1  # G updates per step
     aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classifier's loss
     split_d: bool = False  # D: one optimiser step on the real batch, then one on the fakes
+    augment: tuple[str, ...] = ()  # differentiable augmentations of every input of D
 
     def modules(self) -> dict[str, nn.Module]:
         """The state the switches carry, by checkpoint prefix: the averaged G and the
@@ -156,6 +158,7 @@ def make_switches(cfg: Config, g: nn.Module, d: nn.Module, loss: Loss) -> Switch
         g_steps=cfg.train.g_steps,
         aux_weight=cfg.train.aux_weight,
         split_d=split,
+        augment=tuple(a for a in s.augment.split(",") if a),
     )
 
 
@@ -217,6 +220,13 @@ class GANStep:
         sw = self.switches
         return noise_std(self.t, sw.noise, sw.noise_steps) if sw.noise else 0.0
 
+    def d_view(self, x: Tensor, std: float) -> Tensor:
+        """What D sees of ``x``: augmented (stab.augment), then with instance noise of ``std``
+        (the same for reals and fakes, in D's update and in G's)."""
+        if self.switches.augment:
+            x = augment(x, self.switches.augment)
+        return add_noise(x, std) if std > 0 else x
+
     def d_logits(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         """D's logits on real ``[N, 1]`` and on fake ``[M, 1]``."""
         if self.joint_d_pass:
@@ -230,9 +240,8 @@ class GANStep:
         D(G(z)): ``({"loss_d": ..., "gp": ...}, {"d_real": ..., "d_fake": ...})``."""
         # (1) update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise L_D = -V
         sw = self.switches
-        std = self.noise_std()
-        if std > 0:  # instance noise: both of D's inputs, so that their supports overlap
-            real, fake = add_noise(real, std), add_noise(fake, std)
+        std = self.noise_std()  # instance noise: both of D's inputs, so that supports overlap
+        real, fake = self.d_view(real, std), self.d_view(fake, std)
         if sw.r1:  # R1 needs d D(x) / dx: the same D pass serves the loss and the penalty
             real = real.detach().requires_grad_(True)
         if sw.r2:  # R2 needs d D(G(z)) / dx, on the fakes as D's inputs (no graph to G)
@@ -265,8 +274,7 @@ class GANStep:
         # (2) update G: minimise -log D(G(z)) ("ns") or log(1 - D(G(z))) ("minimax")
         sw = self.switches
         std = self.noise_std()
-        if std > 0:
-            fake = add_noise(fake, std)
+        fake = self.d_view(fake, std)
         terms: Terms = {}
         d = plain(self.D)  # outside DDP: G's update computes no gradient of D's weights
         self.D.requires_grad_(False)  # only d/dx of D is needed: skip D's weight gradients
@@ -274,7 +282,7 @@ class GANStep:
             real_logits = None
             if sw.feature_matching:  # ||E f(x) - E f(G(z))||^2, f: D's last features
                 with capture_features(unwrap(self.D)) as features, torch.no_grad():
-                    real_logits = d(add_noise(real, std) if std > 0 else real)
+                    real_logits = d(self.d_view(real, std))
                 with capture_features(unwrap(self.D)) as fake_features:
                     terms["loss_g"] = self.loss.g_loss(d(fake), real_logits)
                 fm = feature_matching(features[0], fake_features[0])
@@ -283,7 +291,7 @@ class GANStep:
                 fake_logits = d(fake)
                 if self.loss.g_needs_real:  # relativistic: each fake against a real, D(x) fixed
                     with torch.no_grad():
-                        real_logits = d(add_noise(real, std) if std > 0 else real)
+                        real_logits = d(self.d_view(real, std))
                 terms["loss_g"] = self.loss.g_loss(fake_logits, real_logits)
             if (aux := aux_terms(unwrap(self.D), fake)) is not None:  # AC-GAN: the class asked
                 terms["aux_g"] = sw.aux_weight * aux
@@ -322,8 +330,7 @@ class GANStep:
         cross-entropies (-V on the two batches) and D's gradient norm of the second step."""
         sw = self.switches
         std = self.noise_std()
-        if std > 0:
-            real, fake = add_noise(real, std), add_noise(fake, std)
+        real, fake = self.d_view(real, std), self.d_view(fake, std)
         if sw.r1:
             real = real.detach().requires_grad_(True)
         if sw.r2:
