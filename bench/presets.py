@@ -586,14 +586,15 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     for r in reports:
         presets |= r["presets"]
     parts = [r["made"] for r in reports]
+    dates = [d for p in parts for d in p["date"].split(" to ")]  # a merged report: "A to B"
     made = dict(parts[0])
     made |= {
         "command": " ; ".join(dict.fromkeys(p["command"] for p in parts)),
-        "date": f"{min(p['date'] for p in parts)} to {max(p['date'] for p in parts)}",
+        "date": f"{min(dates)} to {max(dates)}",
         "jobs": max(p["jobs"] for p in parts),
         "load_start": min(p["load_start"] for p in parts),
         "load_end": max(p["load_end"] for p in parts),
-        "parts": len(parts),
+        "parts": sum(p.get("parts", 1) for p in parts),  # a merged report counts its own
     }
     return {"made": made, "presets": presets}
 

@@ -277,7 +277,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-dcgan": Preset(
         "DCGAN-style convolutional G and D on the bundled 5k MNIST images, 28 x 28, width 32, "
-        "a hidden layer and dropout in D, G's rate 8x D's, G's moving average (~4.5 min on 2 "
+        "a hidden layer and dropout in D, G's rate 8x D's, G's moving average (~5 min on 2 "
         "cores; FID 35 to 39, 1.3 to 1.4x lower than the course's loop at equal time, 3 seeds; "
         "docs/evaluation.md)",
         {
