@@ -67,7 +67,7 @@ def augment(x: Tensor, kinds: tuple[str, ...]) -> Tensor:
     names in ``config.AUGMENT_NAMES``: translation by up to 1/8 of the size, cutout of a
     square of half the size."""
     if x.dim() != 4:
-        raise ConfigError(f"stab.augment works on images [N, C, H, W], not samples of {x.dim()}-D")
+        raise ConfigError(f"stab.augment works on images [N, C, H, W], not a batch {list(x.shape)}")
     for kind in kinds:
         if kind == "translation":
             x = translate(x, max(1, round(x.shape[-1] / 8)))
