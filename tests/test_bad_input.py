@@ -198,6 +198,8 @@ CASES = [
     ([*T, "betas_g=0.5,1.0"], 2, "optim.betas_g: must be two numbers in [0, 1)"),
     ([*T, "latent_dim=0"], 2, "model.latent_dim: must be > 0, got 0"),
     ([*T, "model.pack=0"], 2, "model.pack: must be > 0, got 0"),
+    ([*T, "stab.augment=flip"], 2, "stab.augment: must be comma-separated names of translati"),
+    ([*T, "--preset", "ring8", "stab.augment=cutout"], 2, "stab.augment works on images [C, H, W]"),
     ([*TD, "model.pack=3"], 2, "model.pack=3 needs train.batch_size divisible by it, got 8"),
     ([*T, "decay_from=1.5"], 2, "optim.decay_from: must be in [0, 1], got 1.5"),
     ([*T, "g_hidden=16,-1"], 2, "model.g_hidden: must be positive widths, got (16, -1)"),

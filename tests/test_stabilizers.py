@@ -12,7 +12,15 @@ from conftest import TINY, read_metrics
 from ganforge.config import Config, ModelConfig
 from ganforge.errors import ConfigError
 from ganforge.losses import LOSSES
-from ganforge.stabilizers import EMA, HistoricalAverage, feature_matching, noise_std
+from ganforge.stabilizers import (
+    EMA,
+    HistoricalAverage,
+    augment,
+    cutout,
+    feature_matching,
+    noise_std,
+    translate,
+)
 from ganforge.train.loop import build_step
 from ganforge.train.step import GANStep, Switches
 
@@ -303,8 +311,6 @@ def test_lr_decay_sets_both_rates_every_step(cli, tmp_path, monkeypatch):
 
 
 def test_translation_moves_each_image_by_its_own_shift_and_repeats_the_edge():
-    from ganforge.stabilizers import translate
-
     x = torch.arange(2 * 16, dtype=torch.float).view(2, 1, 4, 4)
     torch.manual_seed(0)
     dy, dx = (torch.randint(-1, 2, (2, 1, 1)) for _ in range(2))  # what translate draws
@@ -324,8 +330,6 @@ def test_translation_moves_each_image_by_its_own_shift_and_repeats_the_edge():
 
 
 def test_cutout_zeroes_one_square_of_the_given_size_per_image():
-    from ganforge.stabilizers import cutout
-
     torch.manual_seed(1)
     out = cutout(torch.ones(50, 2, 8, 8), 4)
     zeros = (out == 0).all(1)  # every channel alike
@@ -339,8 +343,6 @@ def test_cutout_zeroes_one_square_of_the_given_size_per_image():
 
 
 def test_augmentation_reaches_every_input_of_d_and_refuses_points():
-    from ganforge.stabilizers import augment
-
     with pytest.raises(ConfigError, match="images"):
         augment(torch.randn(4, 3), ("translation",))
     cfg = Config(model=ModelConfig(arch="dcgan", width=4, latent_dim=8))

@@ -340,7 +340,7 @@ class Session:
         same nets and optimisers, a new step object around them (switches checked first)."""
         gan = self.gan
         loss = LOSSES[cfg.train.loss]
-        switches = make_switches(cfg, gan.G, gan.D, loss)
+        switches = make_switches(cfg, gan.G, gan.D, loss, tuple(self.world.data.sample_shape))
         t = cfg.train
         if t.batch_size > len(self.world.data) or t.batch_size % cfg.model.pack:
             raise ConfigError(

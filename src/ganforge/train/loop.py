@@ -100,7 +100,7 @@ def assemble(
     opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=o.betas_g, fused=True)
     opt_d = torch.optim.Adam(d.parameters(), lr=o.lr_d, betas=o.betas_d, fused=True)
     loss = LOSSES[cfg.train.loss]
-    switches = make_switches(cfg, g, d, loss)
+    switches = make_switches(cfg, g, d, loss, shape)
     rt = devices.runtime(g, d, cfg.train, device, dist or distributed.Dist())
     step = GANStep(
         rt.G, rt.D, opt_g, opt_d, loss, cfg.model.latent_dim, switches, shard=rt.shard, amp=rt.amp

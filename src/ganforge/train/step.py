@@ -111,9 +111,16 @@ class Switches:
         return out
 
 
-def make_switches(cfg: Config, g: nn.Module, d: nn.Module, loss: Loss) -> Switches:
-    """The ``Switches`` of a config, checked against its loss and nets (one line per mistake)."""
+def make_switches(
+    cfg: Config, g: nn.Module, d: nn.Module, loss: Loss, shape: tuple[int, ...]
+) -> Switches:
+    """The ``Switches`` of a config, checked against its loss, nets and the data's sample
+    ``shape`` (one line per mistake)."""
     s, name = cfg.stab, cfg.train.loss
+    if s.augment and len(shape) != 3:
+        raise ConfigError(
+            f"stab.augment works on images [C, H, W]; the data has samples of shape {list(shape)}"
+        )
     if s.feature_matching:
         if is_conditional(d):
             raise ConfigError(
