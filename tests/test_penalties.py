@@ -188,3 +188,33 @@ def test_r2_must_be_non_negative():
     with pytest.raises(ConfigError, match=r"stab\.r2: must be >= 0"):
         set_value(cfg, "stab.r2", "-1")
     assert Config().stab.r2 == 0.0
+
+
+def test_lazy_penalties_weigh_every_nth_step_n_times():
+    """stab.reg_every = 3: steps 0, 3, 6 carry R1 = 0.5 * 3 * 0.4 * 25 = 15 and R2 = 7.5; the
+    others none, so the mean weight over a period is the eager one."""
+    gan = _linear_step(r1=0.4, r2=0.2, reg_every=3)
+    seen = []
+    for _ in range(7):
+        out = gan([torch.randn(6, 2, dtype=torch.float64)])
+        seen += [out[k].item() if k in out else 0.0 for k in ("r1", "r2")]
+    assert seen == pytest.approx([15.0, 7.5, 0, 0, 0, 0] * 2 + [15.0, 7.5], rel=1e-12)
+
+
+def test_lazy_penalties_in_the_split_update_and_resumed_at_the_same_phase():
+    """Every 2nd step in the seeds' two-batch update; a step resumed at t = 5 skips, t = 6 pays."""
+    gan = _linear_step(r1=0.4, split_d=True, reg_every=2)
+    assert "r1" in gan([torch.randn(6, 2, dtype=torch.float64)])
+    assert "r1" not in gan([torch.randn(6, 2, dtype=torch.float64)])
+    gan.t = 5
+    assert "r1" not in gan([torch.randn(6, 2, dtype=torch.float64)])
+    assert gan([torch.randn(6, 2, dtype=torch.float64)])["r1"].item() == pytest.approx(10.0)
+
+
+def test_lazy_penalties_need_a_penalty():
+    cfg = Config()
+    set_value(cfg, "stab.reg_every", "4")
+    with pytest.raises(ConfigError, match=r"stab\.reg_every=4 spaces out R1 and R2: set stab"):
+        build_step(cfg, (2,), torch.device("cpu"))
+    with pytest.raises(ConfigError, match=r"stab\.reg_every: must be > 0"):
+        set_value(cfg, "stab.reg_every", "0")

@@ -117,6 +117,7 @@ class StabConfig:
     gp: float = 0.0  # gradient penalty lambda (Gulrajani 2017), any loss; 0 = off (wgan-gp: 10)
     r1: float = 0.0  # gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018)
     r2: float = 0.0  # gamma of the R2 penalty gamma/2 E||grad D(G(z))||^2 on fakes (Mescheder 2018)
+    reg_every: int = 1  # R1 and R2 on every N-th step only, weighted N times (lazy, StyleGAN2)
     clip: float = 0.01  # loss=wgan: D's weights clipped to [-clip, clip] after each D update
     label_smoothing: bool = False  # one-sided label smoothing: real targets smooth_real, fake 0
     smooth_real: float = 0.9  # the real target alpha of label smoothing (Salimans 2016)
@@ -540,6 +541,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "stab.gp": _NON_NEGATIVE,
     "stab.r1": _NON_NEGATIVE,
     "stab.r2": _NON_NEGATIVE,
+    "stab.reg_every": _POSITIVE,
     "stab.clip": _POSITIVE,
     "stab.smooth_real": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "stab.instance_noise": _NON_NEGATIVE,

@@ -87,6 +87,7 @@ class Switches:
     gp: float = 0.0  # lambda of the gradient penalty
     r1: float = 0.0  # gamma of R1
     r2: float = 0.0  # gamma of R2
+    reg_every: int = 1  # R1 and R2 in every N-th step, N times as heavy (lazy regularisation)
     clip: float = 0.0  # clip D's weights to [-clip, clip] after each D update; 0 = off
     noise: float = 0.0  # instance noise std at step 0
     noise_steps: int = 0  # ... annealed linearly to 0 over these steps
@@ -132,6 +133,10 @@ def make_switches(
             f"stab.label_smoothing needs a loss with targets (ns, minimax, lsgan), not {name}"
         )
     check_ema(s.ema, s.ema_rampup)
+    if s.reg_every > 1 and not (s.r1 or s.r2):
+        raise ConfigError(
+            f"stab.reg_every={s.reg_every} spaces out R1 and R2: set stab.r1 or stab.r2"
+        )
     split = cfg.train.d_update == "split"
     if split:
         others = [
@@ -154,6 +159,7 @@ def make_switches(
         gp=s.gp or loss.gp,
         r1=s.r1,
         r2=s.r2,
+        reg_every=s.reg_every,
         clip=s.clip if loss.clip else 0.0,
         noise=s.instance_noise,
         noise_steps=s.noise_steps or cfg.train.steps,
@@ -242,6 +248,15 @@ class GANStep:
             return logits[:k], logits[k:]
         return self.D(real), self.D(fake)
 
+    def penalty_weights(self) -> tuple[float, float]:
+        """The gammas of R1 and R2 in this step. Lazy regularisation (``stab.reg_every`` = N,
+        Karras et al. 2020, section 3.2): only every N-th step (t = 0, N, 2N, ...) carries the
+        penalties, N times as heavy, so that their mean weight is unchanged; (0, 0) between."""
+        sw = self.switches
+        if self.t % sw.reg_every:
+            return 0.0, 0.0
+        return sw.r1 * sw.reg_every, sw.r2 * sw.reg_every
+
     def d_terms(self, real: Tensor, fake: Tensor) -> tuple[Terms, Terms]:
         """D's loss terms on a real batch and detached fakes, and the measurements D(x),
         D(G(z)): ``({"loss_d": ..., "gp": ...}, {"d_real": ..., "d_fake": ...})``."""
@@ -249,9 +264,10 @@ class GANStep:
         sw = self.switches
         std = self.noise_std()  # instance noise: both of D's inputs, so that supports overlap
         real, fake = self.d_view(real, std), self.d_view(fake, std)
-        if sw.r1:  # R1 needs d D(x) / dx: the same D pass serves the loss and the penalty
+        r1, r2 = self.penalty_weights()
+        if r1:  # R1 needs d D(x) / dx: the same D pass serves the loss and the penalty
             real = real.detach().requires_grad_(True)
-        if sw.r2:  # R2 needs d D(G(z)) / dx, on the fakes as D's inputs (no graph to G)
+        if r2:  # R2 needs d D(G(z)) / dx, on the fakes as D's inputs (no graph to G)
             fake = fake.detach().requires_grad_(True)
         real_logits, fake_logits = self.d_logits(real, fake)
         terms: Terms = {}
@@ -261,10 +277,10 @@ class GANStep:
             terms["loss_d"] = self.loss.d(real_logits, fake_logits)
         if sw.gp:  # lambda E(||grad D(x_hat)|| - 1)^2 (Gulrajani et al. 2017)
             terms["gp"] = penalties.gradient_penalty(self.D, real, fake, sw.gp)
-        if sw.r1:  # gamma/2 E||grad D(x)||^2 on reals (Mescheder et al. 2018)
-            terms["r1"] = penalties.r1_penalty(real, real_logits, sw.r1)
-        if sw.r2:  # gamma/2 E||grad D(G(z))||^2 on fakes (Mescheder et al. 2018)
-            terms["r2"] = penalties.r2_penalty(fake, fake_logits, sw.r2)
+        if r1:  # gamma/2 E||grad D(x)||^2 on reals (Mescheder et al. 2018)
+            terms["r1"] = penalties.r1_penalty(real, real_logits, r1)
+        if r2:  # gamma/2 E||grad D(G(z))||^2 on fakes (Mescheder et al. 2018)
+            terms["r2"] = penalties.r2_penalty(fake, fake_logits, r2)
         if sw.hist_d is not None:  # w ||theta_D - mean of past theta_D||^2 (Salimans 2016)
             terms["hist_d"] = sw.hist_weight * sw.hist_d.penalty(self.D)
         if (aux := aux_terms(unwrap(self.D), real, fake)) is not None:  # AC-GAN: classify both
@@ -338,21 +354,22 @@ class GANStep:
         sw = self.switches
         std = self.noise_std()
         real, fake = self.d_view(real, std), self.d_view(fake, std)
-        if sw.r1:
+        r1, r2 = self.penalty_weights()
+        if r1:
             real = real.detach().requires_grad_(True)
-        if sw.r2:
+        if r2:
             fake = fake.detach().requires_grad_(True)
         out: Terms = {}
         for kind, x in (("real", real), ("fake", fake)):
             logits = self.D(x)
             if kind == "real":
                 terms = {"loss_d": losses.bce_real(logits, sw.smooth_real)}
-                if sw.r1:
-                    terms["r1"] = penalties.r1_penalty(x, logits, sw.r1)
+                if r1:
+                    terms["r1"] = penalties.r1_penalty(x, logits, r1)
             else:
                 terms = {"loss_d": losses.bce_fake(logits)}
-                if sw.r2:
-                    terms["r2"] = penalties.r2_penalty(x, logits, sw.r2)
+                if r2:
+                    terms["r2"] = penalties.r2_penalty(x, logits, r2)
             self.opt_d.zero_grad(set_to_none=True)
             self.amp.backward(total(terms), self.opt_d)
             if measure and kind == "fake":
