@@ -306,6 +306,19 @@ def test_progressive_run_resumes_exactly_across_a_stage_boundary(cli, tmp_path):
     )
 
 
+def test_a_run_that_ends_in_its_last_stage_keeps_that_stage_grid(cli, tmp_path):
+    """Stages end at steps 3, 8 and 13; the last (32 x 32, faded in by step 15) ends with the
+    run: its grid is the run's last grid. A run that ends while it fades in keeps none."""
+    done, fading = tmp_path / "done", tmp_path / "fading"
+    assert cli("train", "--out", done, "--steps", "17", "--quiet", *PG)[0] == 0
+    names = sorted(p.name for p in (done / "samples").glob("stage-*.png"))
+    assert names == ["stage-0-4x4.png", "stage-1-8x8.png", "stage-2-16x16.png", "stage-3-32x32.png"]
+    last = (done / "samples" / "stage-3-32x32.png").read_bytes()
+    assert last == (done / "samples" / "step-000017.png").read_bytes()
+    assert cli("train", "--out", fading, "--steps", "14", "--quiet", *PG)[0] == 0
+    assert not (fading / "samples" / "stage-3-32x32.png").exists()
+
+
 def test_training_fades_the_reals_with_the_nets(cli, tmp_path, monkeypatch):
     """Each step's reals reach the step blended by fade_reals at the step's stage and alpha;
     G, D and G's moving average (stab.ema) all carry that stage and alpha."""

@@ -533,6 +533,8 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
         stopped = self.step < t.steps
+        if self.growing and not stopped:
+            self.save_last_stage()
         if self.dist.is_main:
             if t.filter_steps and not stopped:
                 self.fit_filter(display)
@@ -564,6 +566,15 @@ class Trainer:
             f"sampling filter: fitted in {time.perf_counter() - t0:.0f} s (BCE {bce}; "
             "2 log 2 = 1.386 would be a D that cannot tell G's samples from the data)"
         )
+
+    def save_last_stage(self) -> None:
+        """At the end of a run that reached its last stage, fully faded in: that stage's last
+        samples as ``samples/stage-S-RxR.png``, beside the earlier stages' (no schedule step
+        ends the last stage; the run's end does)."""
+        net = self.growing[0]
+        stage = int(net.stage)
+        if stage == net.stages - 1 and float(net.alpha) >= 1:
+            self.save_samples(self.run.stage_sample_path(stage, START * 2**stage))
 
     def grow(self, step: int) -> Growth:
         """Before ``step``: every progressive net's stage and alpha; when the step before it
