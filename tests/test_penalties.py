@@ -218,3 +218,17 @@ def test_lazy_penalties_need_a_penalty():
         build_step(cfg, (2,), torch.device("cpu"))
     with pytest.raises(ConfigError, match=r"stab\.reg_every: must be > 0"):
         set_value(cfg, "stab.reg_every", "0")
+
+
+def test_drift_is_eps_times_the_mean_squared_real_score_and_joins_d_only():
+    """D(x) = w.x + 1/2 on x = (1, 1) and (0, 0): scores 7.5 and 0.5, eps (56.25 + 0.25) / 2."""
+    real = torch.tensor([[1.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    gan = _linear_step(drift=0.001)
+    fake = gan.G(torch.zeros(2, 2, dtype=torch.float64))
+    terms, _ = gan.d_terms(real, fake.detach())
+    assert list(terms) == ["loss_d", "drift"]
+    assert terms["drift"].item() == pytest.approx(0.001 * 28.25, rel=1e-12)
+    terms["drift"].backward()  # d/dw eps mean (w.x + b)^2 = eps mean 2 (w.x + b) x = eps (7.5, 7.5)
+    assert_close(gan.D.weight.grad, torch.tensor([[0.0075, 0.0075]], dtype=torch.float64))
+    split = _linear_step(drift=0.001, split_d=True)
+    assert split([real])["drift"].item() == pytest.approx(0.02825, rel=1e-12)

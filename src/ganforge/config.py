@@ -118,6 +118,7 @@ class StabConfig:
     r1: float = 0.0  # gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018)
     r2: float = 0.0  # gamma of the R2 penalty gamma/2 E||grad D(G(z))||^2 on fakes (Mescheder 2018)
     reg_every: int = 1  # R1 and R2 on every N-th step only, weighted N times (lazy, StyleGAN2)
+    drift: float = 0.0  # weight of E[D(x)^2] in D's loss, keeping a critic near 0 (Karras 2018)
     clip: float = 0.01  # loss=wgan: D's weights clipped to [-clip, clip] after each D update
     label_smoothing: bool = False  # one-sided label smoothing: real targets smooth_real, fake 0
     smooth_real: float = 0.9  # the real target alpha of label smoothing (Salimans 2016)
@@ -554,6 +555,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "stab.r1": _NON_NEGATIVE,
     "stab.r2": _NON_NEGATIVE,
     "stab.reg_every": _POSITIVE,
+    "stab.drift": _NON_NEGATIVE,
     "stab.clip": _POSITIVE,
     "stab.smooth_real": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "stab.instance_noise": _NON_NEGATIVE,

@@ -73,6 +73,13 @@ def r2_penalty(fake: Tensor, fake_scores: Tensor, gamma: float) -> Tensor:
     return zero_centred_penalty(fake, fake_scores, gamma)
 
 
+def drift_penalty(real_scores: Tensor, eps: float) -> Tensor:
+    """eps E_x[D(x)^2] (Karras et al. 2018, appendix A.1, eps = 0.001): with the WGAN loss only
+    differences of D's scores count, so they may drift far from 0; this term holds them near
+    it."""
+    return eps * real_scores.pow(2).mean()
+
+
 @torch.no_grad()
 def clip_weights(d: nn.Module, c: float) -> None:
     """Clip every parameter of D to [-c, c] in place (Arjovsky et al. 2017, Algorithm 1, c = 0.01),

@@ -88,6 +88,7 @@ class Switches:
     r1: float = 0.0  # gamma of R1
     r2: float = 0.0  # gamma of R2
     reg_every: int = 1  # R1 and R2 in every N-th step, N times as heavy (lazy regularisation)
+    drift: float = 0.0  # weight of E[D(x)^2] (progressive GAN's drift term)
     clip: float = 0.0  # clip D's weights to [-clip, clip] after each D update; 0 = off
     noise: float = 0.0  # instance noise std at step 0
     noise_steps: int = 0  # ... annealed linearly to 0 over these steps
@@ -160,6 +161,7 @@ def make_switches(
         r1=s.r1,
         r2=s.r2,
         reg_every=s.reg_every,
+        drift=s.drift,
         clip=s.clip if loss.clip else 0.0,
         noise=s.instance_noise,
         noise_steps=s.noise_steps or cfg.train.steps,
@@ -281,6 +283,8 @@ class GANStep:
             terms["r1"] = penalties.r1_penalty(real, real_logits, r1)
         if r2:  # gamma/2 E||grad D(G(z))||^2 on fakes (Mescheder et al. 2018)
             terms["r2"] = penalties.r2_penalty(fake, fake_logits, r2)
+        if sw.drift:  # eps E[D(x)^2]: the critic's scores kept from drifting (Karras et al. 2018)
+            terms["drift"] = penalties.drift_penalty(real_logits, sw.drift)
         if sw.hist_d is not None:  # w ||theta_D - mean of past theta_D||^2 (Salimans 2016)
             terms["hist_d"] = sw.hist_weight * sw.hist_d.penalty(self.D)
         if (aux := aux_terms(unwrap(self.D), real, fake)) is not None:  # AC-GAN: classify both
@@ -366,6 +370,8 @@ class GANStep:
                 terms = {"loss_d": losses.bce_real(logits, sw.smooth_real)}
                 if r1:
                     terms["r1"] = penalties.r1_penalty(x, logits, r1)
+                if sw.drift:
+                    terms["drift"] = penalties.drift_penalty(logits, sw.drift)
             else:
                 terms = {"loss_d": losses.bce_fake(logits)}
                 if r2:
