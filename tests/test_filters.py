@@ -337,6 +337,25 @@ def test_fit_learns_the_log_density_ratio_of_two_gaussians_and_leaves_g_alone():
         calibrate.fit(g, real, 0)
 
 
+def test_fit_returns_the_moving_average_of_the_weights_from_the_initial_ones():
+    """One update: w_avg = b w0 + (1 - b) w1, w0 the seed's initial net, w1 the last iterate
+    (``average=0``), b = min(average, 1 / 10) (the ramp-up (1 + t) / (10 + t) at t = 0)."""
+    g = _Shift()
+    real = torch.randn(256, 1, generator=torch.Generator().manual_seed(0))
+    small = {"batch": 16, "hidden": (8,)}
+    w0 = RatioNet(1, seed=2, hidden=(8,)).state_dict()
+    w1 = calibrate.fit(g, real, 1, seed=2, average=0.0, **small)[0].state_dict()
+    ramped = calibrate.fit(g, real, 1, seed=2, **small)[0].state_dict()  # AVERAGE = 0.995
+    low = calibrate.fit(g, real, 1, seed=2, average=0.05, **small)[0].state_dict()
+    assert not torch.equal(w0["mlp.0.weight"], w1["mlp.0.weight"])  # the update moved it
+    for key in ("mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias"):
+        assert_close(ramped[key], 0.1 * w0[key] + 0.9 * w1[key])
+        assert_close(low[key], 0.05 * w0[key] + 0.95 * w1[key])
+    assert torch.equal(low["freq"], w1["freq"]) and torch.equal(low["shift"], w1["shift"])
+    with pytest.raises(ValueError, match="average must be in"):
+        calibrate.fit(g, real, 1, average=1.0)
+
+
 def test_a_run_with_filter_steps_keeps_the_fitted_d_and_drs_scores_with_it(tmp_path):
     toy = ["data.source=ring8", "model.arch=mlp", "model.g_out=linear", "data.limit=512"]
     run = tmp_path / "fitted"

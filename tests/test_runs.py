@@ -135,3 +135,10 @@ def test_a_run_folder_reads_its_events_and_grids(tmp_path):
     assert [p.name for p in folder.stage_grids()] == ["stage-0-4x4.png", "stage-1-8x8.png"]
     shutil.rmtree(folder.samples)
     torch.manual_seed(0)  # nothing above drew a number
+
+
+def test_a_run_folder_takes_a_string_path(tmp_path):
+    folder = RunFolder(str(tmp_path))
+    folder.write_config(cfglib.Config())
+    assert folder.path == tmp_path
+    assert folder.read_config() == cfglib.Config()

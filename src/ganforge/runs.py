@@ -67,6 +67,9 @@ def default_out(preset: str) -> Path:
 class RunFolder:
     path: Path
 
+    def __post_init__(self) -> None:  # a str is taken too: RunFolder("runs/x")
+        object.__setattr__(self, "path", Path(self.path))
+
     @property
     def config_file(self) -> Path:
         return self.path / "config.json"

@@ -9,11 +9,17 @@ points data, with the discriminator's binary cross-entropy of the course (``loss
 
 One fixed schedule, measured on the 2-D mixtures (docs/toy.md): Adam(1e-3, betas 0.5,
 0.999), batches of ``BATCH`` real and ``BATCH`` fake points, the rate cut to a fifth for the
-last 30 % of the steps. Every draw (data indices, z) comes from one seeded generator: the same
-G, data and seed give the same net.
+last 30 % of the steps, and the net returned is the moving average of its weights over the
+updates (Polyak averaging; decay ``AVERAGE``, ramped up from 0.1 as (1 + t) / (10 + t) so that
+a short fit is not held back by its initial weights): each update's noise
+moves the ratio a mode gets, and the average halves the mixtures' KL where the last iterate
+alone leaves it. Every draw (data indices, z) comes from one seeded generator: the same G, data
+and seed give the same net.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
@@ -29,6 +35,7 @@ SEED_STRIDE = 1000  # member k of an average is fitted with seed + k * SEED_STRI
 LR = 1e-3
 LATE_LR = 2e-4  # from LATE of the steps on
 LATE = 0.7
+AVERAGE = 0.995  # the returned weights: their moving average, about the last 200 updates
 
 
 def fit(
@@ -39,16 +46,23 @@ def fit(
     device: str | torch.device = "cpu",
     batch: int = BATCH,
     hidden: tuple[int, ...] = RATIO_HIDDEN,
+    average: float = AVERAGE,
 ) -> tuple[RatioNet, float]:
     """A ``RatioNet`` trained ``steps`` updates to tell ``real`` points ``[N, dim]`` from G's
-    samples (z ~ N(0, I), G in eval mode and left unchanged), and its mean loss over the last
-    tenth of the updates (2 log 2 = 1.386 when it cannot tell them apart). ``batch`` and
-    ``hidden`` are for tests: a run's checkpoint holds a net of the defaults."""
+    samples (z ~ N(0, I), G in eval mode and left unchanged), returned as the moving average
+    of its weights: after update t (0, 1, ...) w_avg <- b w_avg + (1 - b) w with b = min(
+    ``average``, (1 + t) / (10 + t)), from the initial weights (``average`` 0: the last
+    iterate); and the trained net's mean loss
+    over the last tenth of the updates (2 log 2 = 1.386 when it cannot tell them apart).
+    ``batch`` and ``hidden`` are for tests: a run's checkpoint holds a net of the defaults."""
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
+    if not 0.0 <= average < 1.0:
+        raise ValueError(f"average must be in [0, 1), got {average}")
     real = real.flatten(1).float()
     net = RatioNet(real.shape[1], seed=seed, hidden=hidden).to(device)
     net.standardise(real)
+    mean = copy.deepcopy(net)
     opt = torch.optim.Adam(net.parameters(), lr=LR, betas=(0.5, 0.999))
     gen = torch.Generator().manual_seed(seed)
     latent = int(g.latent_dim)  # type: ignore[arg-type]
@@ -64,10 +78,14 @@ def fit(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        decay = min(average, (1.0 + i) / (10.0 + i))
+        with torch.no_grad():
+            for avg, w in zip(mean.parameters(), net.parameters(), strict=True):
+                avg.lerp_(w, 1.0 - decay)
         if i >= steps - max(1, steps // 10):
             tail.append(loss.item())
-    net.eval()
-    return net, sum(tail) / len(tail)
+    mean.eval()
+    return mean, sum(tail) / len(tail)
 
 
 def fit_mean(
