@@ -137,7 +137,9 @@ def run_one(
     }
 
 
-def refit_one(row: dict, keep: Path, n: int = N_SAMPLES) -> dict:
+def refit_one(
+    row: dict, keep: Path, n: int = N_SAMPLES, average: float = calibrate.AVERAGE
+) -> dict:
     """``row`` of a former bench run again with the current sampling filter: the kept run's G
     (unchanged) and a filter D fitted anew by train/calibrate.py as a run of today's code fits
     it (``train.filter_steps`` steps, seeded by ``train.seed``), then rejection as ``ganforge
@@ -147,7 +149,8 @@ def refit_one(row: dict, keep: Path, n: int = N_SAMPLES) -> dict:
     cfg = RunFolder(run).read_config()
     g = load_generator(run)
     c0 = time.process_time()
-    net, _ = calibrate.fit(g, from_config(cfg.data).x, cfg.train.filter_steps, seed=seed)
+    real = from_config(cfg.data).x
+    net, _ = calibrate.fit(g, real, cfg.train.filter_steps, seed=seed, average=average)
     fit_cpu = time.process_time() - c0
     t1 = time.perf_counter()
     filtered = rejection(g, net.eval(), n, seed=1, batch=POINT_BATCH)
@@ -161,8 +164,8 @@ def refit_one(row: dict, keep: Path, n: int = N_SAMPLES) -> dict:
     }
 
 
-def _refit_job(row: dict, keep: Path, n: int) -> dict:
-    r = refit_one(row, keep, n)
+def _refit_job(row: dict, keep: Path, n: int, average: float) -> dict:
+    r = refit_one(row, keep, n, average)
     print(
         f"{Path(r['data']).stem} seed {r['seed']} refitted: {r['modes']} modes, "
         f"HQ {100 * r['hq_share']:.1f} %, KL {r['kl']:.3f} (fit CPU {r['fit_cpu_s']:.0f} s)",
@@ -253,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a former --json: its runs (in --keep) filtered again by a D fitted anew",
     )
+    p.add_argument(
+        "--average",
+        type=float,
+        default=calibrate.AVERAGE,
+        help="with --refit: the decay of the fitted D's weight average (0: the last iterate)",
+    )
     args, overrides = p.parse_known_args(argv)
     if bad := [o for o in overrides if "=" not in o]:
         p.error(f"unrecognised arguments: {' '.join(bad)}")
@@ -266,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--refit needs --keep, the folder of the former runs")
         torch.set_num_threads(threads or 1)
         jobs = json.loads(args.refit.read_text())
-        one = partial(_refit_job, keep=args.keep, n=args.n)
+        one = partial(_refit_job, keep=args.keep, n=args.n, average=args.average)
     if args.jobs > 1:  # spawn: a fresh interpreter per worker, no forked torch state
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             rows = list(pool.imap(one, jobs))

@@ -160,6 +160,20 @@ def test_exactly_n_samples_come_back(n):
     assert out.samples.shape == (n, 1) and 0 < out.rate <= 1
 
 
+def test_progress_hears_the_kept_count_after_every_batch():
+    """A constant logit under rejection: every candidate kept (exp(0) = 1), 16 a batch."""
+
+    class _Flat(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(len(x), 1)
+
+    calls: list[tuple[int, int]] = []
+    out = rejection(
+        _Identity(), _Flat(), 40, burn_in=16, batch=16, progress=lambda *a: calls.append(a)
+    )
+    assert calls == [(16, 40), (32, 40), (40, 40)] and out.accepted == 48
+
+
 def test_reproducible_with_the_seed_and_no_global_rng():
     torch.manual_seed(123)
     state = torch.get_rng_state()

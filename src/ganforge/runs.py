@@ -24,7 +24,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -349,14 +349,17 @@ def sample_filtered(
     seed: int = 0,
     device: str = "cpu",
     checkpoint_file: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Filtered:
     """``n`` samples of the run's G kept by the filter ``name`` (``nets.filters.FILTERS``),
     drawn from a generator seeded with ``seed``, scored by the D of ``load_filter_nets``: the D
     fitted on the final G when the run has one. Without it, the run's D was trained against the
-    live G (and G may be its moving average), so its density ratio holds only approximately."""
+    live G (and G may be its moving average), so its density ratio holds only approximately.
+    ``progress(kept, n)`` is called after each batch of candidates."""
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
     g, d, _ = load_filter_nets(run, device, checkpoint_file)
     # points: small nets, and larger batches of candidates run faster
     points = isinstance(d, RatioNet | RatioMean)
-    return FILTERS[name](g, d, n, seed=seed, device=device, batch=POINT_BATCH if points else BATCH)
+    batch = POINT_BATCH if points else BATCH
+    return FILTERS[name](g, d, n, seed=seed, device=device, batch=batch, progress=progress)

@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
 from ganforge.config import CHOICES
 from ganforge.errors import GanforgeError
 from ganforge.plots import write_samples
@@ -54,7 +57,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.label is not None:
         raise GanforgeError("--label needs --filter none: drs draws unconditional samples only")
-    kept = sample_filtered(args.run, args.n, name, seed=args.seed)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(f"[bold]{name}"), BarColumn(), TextColumn("{task.completed}/{task.total} kept"),
+        TimeRemainingColumn(), console=console, disable=not console.is_terminal, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("kept", total=args.n)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        kept = sample_filtered(args.run, args.n, name, seed=args.seed, progress=tick)
     write_samples(kept.samples, args.out, None)
     print(
         f"{name}: accepted {kept.accepted} of {kept.candidates} candidates "

@@ -43,6 +43,7 @@ from ganforge.nets.conditional import is_conditional
 from ganforge.nets.layers import PackedD
 
 Tensor = torch.Tensor
+Progress = Callable[[int, int], None]  # progress(kept so far, wanted)
 
 EPS = 1e-6  # keeps log(1 - exp(D~ - D~_M - eps)) finite at the maximum
 PERCENTILE = 95.0  # gamma: this percentile of F over the burn-in
@@ -122,6 +123,7 @@ def drs(
     max_candidates: int | None = None,
     device: str = "cpu",
     allow_fewer: bool = False,
+    progress: Progress | None = None,
 ) -> Filtered:
     """Exactly ``n`` samples of G kept by Discriminator Rejection Sampling with D.
 
@@ -131,7 +133,8 @@ def drs(
     when u < sigmoid(F(x)), D~_M first raised to the batch's largest logit. G and D run in eval
     mode (restored afterwards). Refuses a conditional G or D, and stops with one line once
     ``max_candidates`` (100 n + the burn-in unless given) are drawn without n kept (or, with
-    ``allow_fewer``, returns the fewer kept so far).
+    ``allow_fewer``, returns the fewer kept so far). ``progress(kept, n)`` is called after
+    each batch of candidates.
     """
     if not (0.0 <= percentile <= 100.0) or burn_in <= 0 or batch <= 0:
         raise GanforgeError("drs: percentile in [0, 100], burn_in and batch > 0")
@@ -150,6 +153,7 @@ def drs(
         rises=True,
         hint="lower the percentile",
         allow_fewer=allow_fewer,
+        progress=progress,
     )
 
 
@@ -165,6 +169,7 @@ def rejection(
     max_candidates: int | None = None,
     device: str = "cpu",
     allow_fewer: bool = False,
+    progress: Progress | None = None,
 ) -> Filtered:
     """Exactly ``n`` samples of G kept by plain rejection sampling on D's density ratio: x is
     kept with probability min(1, exp(D~(x) - D~_M)), D~_M the ``quantile`` of the burn-in's
@@ -195,6 +200,7 @@ def rejection(
         rises=False,
         hint="try --filter drs, or none",
         allow_fewer=allow_fewer,
+        progress=progress,
     )
 
 
@@ -213,6 +219,7 @@ def _filter(
     rises: bool,
     hint: str,
     allow_fewer: bool = False,
+    progress: Progress | None = None,
 ) -> Filtered:
     """The loop of both filters: D~_M and gamma from the burn-in (``start``), then candidates
     kept with the probabilities ``accept`` gives, D~_M raised to each batch's largest logit
@@ -252,6 +259,8 @@ def _filter(
             kept.append(x[keep].cpu())
             accepted += int(keep.sum())
             candidates += batch
+            if progress is not None:
+                progress(min(accepted, n), n)
     finally:
         g.train(modes[0])
         d.train(modes[1])
