@@ -9,6 +9,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from conftest import TINY
+from ganforge import config as cfglib
 from ganforge import runs
 from ganforge.cli import main
 from ganforge.config import CHOICES, SAMPLE_FILTERS
@@ -291,6 +292,39 @@ def test_sample_filter_drs_writes_n_samples_and_its_acceptance_rate(cli, tiny_ru
         "sample", run, "--n", "3", "--out", tmp_path / "g.npy", "--filter", "drs", "--label", "1"
     )
     assert code == 1 and "--label needs --filter none" in err
+
+
+def test_the_rejection_quantile_comes_from_the_run_and_sample_quantile_overrides_it(
+    cli, tiny_run, tmp_path
+):
+    """D~_M is the train.filter_quantile of the burn-in's logits (0.9999 by default), unless
+    ``--quantile`` says otherwise; drs and none refuse the flag in one line."""
+    run = tiny_run / "plain"
+    g, d, _ = runs.load_filter_nets(run)
+    direct = rejection(g, d, 4, seed=3, quantile=0.5)
+    assert runs.sample_filtered(run, 4, "rejection", seed=3, quantile=0.5).d_max == direct.d_max
+    default = rejection(g, d, 4, seed=3, quantile=QUANTILE)
+    assert runs.sample_filtered(run, 4, "rejection", seed=3).d_max == default.d_max
+    assert default.d_max > direct.d_max  # a higher quantile, a higher cap
+    half = tmp_path / "half"
+    args = ["train", "--out", str(half), "--steps", "5", "--quiet", *TINY]
+    assert main([*args, "train.filter_quantile=0.5"]) == 0
+    g2, d2, _ = runs.load_filter_nets(half)
+    want = rejection(g2, d2, 4, seed=3, quantile=0.5).d_max
+    assert runs.sample_filtered(half, 4, "rejection", seed=3).d_max == want
+    out = tmp_path / "x.npy"
+    code, _, err = cli(
+        "sample", run, "--n", "2", "--out", out, "--filter", "drs", "--quantile", "0.9"
+    )
+    assert code == 1 and "--quantile sets the rejection filter's D~_M, not drs's" in err
+    code, _, err = cli("sample", run, "--n", "2", "--out", out, "--quantile", "0.9")
+    assert code == 1 and "--quantile needs --filter rejection" in err
+    code, _, err = cli(
+        "sample", run, "--n", "2", "--out", out, "--filter", "rejection", "--quantile", "1.5"
+    )
+    assert code == 1 and "--quantile must be in (0, 1], got 1.5" in err
+    assert main([*args, "train.filter_quantile=0"]) == 2  # ConfigError: in (0, 1]
+    assert cfglib.TrainConfig().filter_quantile == QUANTILE  # one default, in two places
 
 
 # ---- the filter's own D: a RatioNet fitted on the final G (train/calibrate.py) ----

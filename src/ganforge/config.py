@@ -110,6 +110,7 @@ class TrainConfig:
     sample_filter: str = "none"  # ganforge sample: none, drs (Azadi 2019) or rejection (by D)
     filter_steps: int = 0  # points: steps fitting the filter's own D on the final G; 0: run's D
     filter_nets: int = 1  # points: that many D's fitted apart (seeds), their logits averaged
+    filter_quantile: float = 0.9999  # rejection: D~_M, this quantile of the burn-in's logits
 
 
 @dataclass
@@ -504,6 +505,7 @@ _POSITIVE = (lambda v: v > 0, "> 0")
 _NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 _CHECKS: dict[str, tuple[Any, str]] = {
     "train.filter_nets": _POSITIVE,
+    "train.filter_quantile": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "model.latent_dim": _POSITIVE,
     "model.g_hidden": (lambda v: all(h > 0 for h in v), "positive widths"),
     "model.d_hidden": (lambda v: all(h > 0 for h in v), "positive widths"),

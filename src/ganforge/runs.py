@@ -350,16 +350,32 @@ def sample_filtered(
     device: str = "cpu",
     checkpoint_file: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    quantile: float | None = None,
 ) -> Filtered:
     """``n`` samples of the run's G kept by the filter ``name`` (``nets.filters.FILTERS``),
     drawn from a generator seeded with ``seed``, scored by the D of ``load_filter_nets``: the D
     fitted on the final G when the run has one. Without it, the run's D was trained against the
     live G (and G may be its moving average), so its density ratio holds only approximately.
-    ``progress(kept, n)`` is called after each batch of candidates."""
+    ``progress(kept, n)`` is called after each batch of candidates. ``quantile``: rejection's
+    D~_M quantile (default: the run's ``train.filter_quantile``)."""
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
+    options: dict[str, Any] = {}
+    if name == "rejection":
+        q = (
+            RunFolder(Path(run)).read_config().train.filter_quantile
+            if quantile is None
+            else quantile
+        )
+        if not 0.0 < q <= 1.0:
+            raise GanforgeError(f"--quantile must be in (0, 1], got {q}")
+        options["quantile"] = q
+    elif quantile is not None:
+        raise GanforgeError(f"--quantile sets the rejection filter's D~_M, not {name}'s")
     g, d, _ = load_filter_nets(run, device, checkpoint_file)
     # points: small nets, and larger batches of candidates run faster
     points = isinstance(d, RatioNet | RatioMean)
     batch = POINT_BATCH if points else BATCH
-    return FILTERS[name](g, d, n, seed=seed, device=device, batch=batch, progress=progress)
+    return FILTERS[name](
+        g, d, n, seed=seed, device=device, batch=batch, progress=progress, **options
+    )

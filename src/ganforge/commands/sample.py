@@ -45,11 +45,21 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
         help="none: every sample drawn; drs, rejection: those the run's D accepts, the "
         "acceptance rate on stderr (default: the run's train.sample_filter)",
     )
+    s.add_argument(
+        "--quantile",
+        type=float,
+        metavar="Q",
+        help="--filter rejection: D~_M is this quantile of the burn-in's logits; higher keeps "
+        "the modes G barely reaches at their weight, at a lower acceptance (default: the run's "
+        "train.filter_quantile)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     name = args.filter or RunFolder(args.run).read_config().train.sample_filter
     if name == "none":
+        if args.quantile is not None:
+            raise GanforgeError("--quantile needs --filter rejection")
         x, y = sample_labelled(args.run, args.n, seed=args.seed, label=args.label)
         write_samples(x, args.out, y)
         what = "" if args.label is None else f" of class {args.label}"
@@ -67,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        kept = sample_filtered(args.run, args.n, name, seed=args.seed, progress=tick)
+        kept = sample_filtered(
+            args.run, args.n, name, seed=args.seed, progress=tick, quantile=args.quantile
+        )
     write_samples(kept.samples, args.out, None)
     print(
         f"{name}: accepted {kept.accepted} of {kept.candidates} candidates "
