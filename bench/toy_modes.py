@@ -164,6 +164,31 @@ def refit_one(
     }
 
 
+def resample_one(row: dict, keep: Path, n: int = N_SAMPLES) -> dict:
+    """``row`` of a former bench run sampled again as ``ganforge sample`` does it today (the
+    run's G and fitted D unchanged; the filter's settings as the run's config, with today's
+    defaults for keys it does not name). Training times and the raw columns are the row's."""
+    source, seed = row["data"], row["seed"]
+    run = keep / f"{Path(source).stem}-{seed}"
+    name = RunFolder(run).read_config().train.sample_filter
+    t1 = time.perf_counter()
+    filtered = sample_filtered(run, n, name, seed=1)
+    kept = score(filtered.samples.numpy(), source)
+    return {**row, **kept, "rate": filtered.rate, "sample_s": time.perf_counter() - t1}
+
+
+def _resample_job(row: dict, keep: Path, n: int) -> dict:
+    r = resample_one(row, keep, n)
+    print(
+        f"{Path(r['data']).stem} seed {r['seed']} sampled again: {r['modes']} modes, "
+        f"HQ {100 * r['hq_share']:.1f} %, KL {r['kl']:.3f} (acceptance {100 * r['rate']:.3f} %, "
+        f"{r['sample_s']:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return r
+
+
 def _refit_job(row: dict, keep: Path, n: int, average: float) -> dict:
     r = refit_one(row, keep, n, average)
     print(
@@ -257,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a former --json: its runs (in --keep) filtered again by a D fitted anew",
     )
     p.add_argument(
+        "--resample",
+        type=Path,
+        help="a former --json: its runs (in --keep) sampled again with today's filter settings",
+    )
+    p.add_argument(
         "--average",
         type=float,
         default=calibrate.AVERAGE,
@@ -276,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads or 1)
         jobs = json.loads(args.refit.read_text())
         one = partial(_refit_job, keep=args.keep, n=args.n, average=args.average)
+    if args.resample:
+        if not args.keep:
+            p.error("--resample needs --keep, the folder of the former runs")
+        torch.set_num_threads(threads or 1)
+        jobs = json.loads(args.resample.read_text())
+        one = partial(_resample_job, keep=args.keep, n=args.n)
     if args.jobs > 1:  # spawn: a fresh interpreter per worker, no forked torch state
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             rows = list(pool.imap(one, jobs))

@@ -148,7 +148,7 @@ def test_rejection_keeps_exactly_the_samples_numpy_keeps_with_a_fixed_quantile_m
     assert out.d_max == pytest.approx(m, rel=1e-12) and out.gamma == 0.0
     assert out.candidates == drawn and out.rate == pytest.approx(len(kept) / drawn)
     assert sure > 0  # some candidates lay above D~_M: kept with probability 1, not more
-    assert QUANTILE == 0.9999 and quantile_burn_in(QUANTILE) == 100_000
+    assert QUANTILE == 0.99995 and quantile_burn_in(QUANTILE) == 200_000
     assert quantile_burn_in(0.999) == 10_000 and quantile_burn_in(0.99999) == 1_000_000
     assert quantile_burn_in(0.9) == BURN_IN and quantile_burn_in(1.0) == BURN_IN
     with pytest.raises(GanforgeError, match=r"kept \d+ of 500 samples in 16 .*; try --filter drs"):
@@ -297,7 +297,7 @@ def test_sample_filter_drs_writes_n_samples_and_its_acceptance_rate(cli, tiny_ru
 def test_the_rejection_quantile_comes_from_the_run_and_sample_quantile_overrides_it(
     cli, tiny_run, tmp_path
 ):
-    """D~_M is the train.filter_quantile of the burn-in's logits (0.9999 by default), unless
+    """D~_M is the train.filter_quantile of the burn-in's logits (0.99995 by default), unless
     ``--quantile`` says otherwise; drs and none refuse the flag in one line."""
     run = tiny_run / "plain"
     g, d, _ = runs.load_filter_nets(run)

@@ -110,7 +110,7 @@ class TrainConfig:
     sample_filter: str = "none"  # ganforge sample: none, drs (Azadi 2019) or rejection (by D)
     filter_steps: int = 0  # points: steps fitting the filter's own D on the final G; 0: run's D
     filter_nets: int = 1  # points: that many D's fitted apart (seeds), their logits averaged
-    filter_quantile: float = 0.9999  # rejection: D~_M, this quantile of the burn-in's logits
+    filter_quantile: float = 0.99995  # rejection: D~_M, this quantile of the burn-in's logits
 
 
 @dataclass

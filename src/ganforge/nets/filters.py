@@ -50,8 +50,8 @@ PERCENTILE = 95.0  # gamma: this percentile of F over the burn-in
 BURN_IN = 10_000  # samples scored to estimate D~_M and gamma before any is kept
 BATCH = 1000  # candidates drawn, generated and scored at once
 POINT_BATCH = 10_000  # the same for points: small nets run several times faster on these
-QUANTILE = 0.9999  # rejection: D~_M is this quantile of the burn-in's logits
-TAIL = 10  # rejection: the burn-in holds this many logits above the quantile (100,000 at 0.9999)
+QUANTILE = 0.99995  # rejection: D~_M is this quantile of the burn-in's logits (docs/toy.md)
+TAIL = 10  # rejection: the burn-in holds this many logits above the quantile (200,000 at 0.99995)
 
 
 def quantile_burn_in(quantile: float) -> int:
