@@ -280,7 +280,8 @@ def test_sample_filter_drs_writes_n_samples_and_its_acceptance_rate(cli, tiny_ru
     assert x.shape == (12, 1, 28, 28)
     kept = runs.sample_filtered(run, 12, "drs")
     assert np.array_equal(x, kept.samples.numpy())
-    assert f"acceptance rate {kept.rate:.3f}" in err and "(drs)" in out
+    rate = f"acceptance rate {100 * kept.rate:.3g} %, gamma {kept.gamma:.3f})"
+    assert rate in err and "(drs)" in out
     # the run's config names the default filter; --filter none overrides it
     code, _, err = cli("sample", tiny_run / "drs", "--n", "12", "--out", tmp_path / "e.npy")
     assert code == 0 and "acceptance rate" in err
@@ -313,6 +314,11 @@ def test_the_rejection_quantile_comes_from_the_run_and_sample_quantile_overrides
     want = rejection(g2, d2, 4, seed=3, quantile=0.5).d_max
     assert runs.sample_filtered(half, 4, "rejection", seed=3).d_max == want
     out = tmp_path / "x.npy"
+    code, _, err = cli(
+        "sample", run, "--n", "4", "--out", out, "--filter", "rejection", "--seed", "3",
+        "--quantile", "0.5",
+    )  # fmt: skip
+    assert code == 0 and f"(acceptance rate {100 * direct.rate:.3g} %, D~_M {direct.d_max:.3f})" in err
     code, _, err = cli(
         "sample", run, "--n", "2", "--out", out, "--filter", "drs", "--quantile", "0.9"
     )

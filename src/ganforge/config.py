@@ -383,18 +383,18 @@ PRESETS: dict[str, Preset] = {
     ),
     "points2d": Preset(
         "any 2-D points or mixture (--data, default ring8): packing D, EMA, standardised data, "
-        "samples filtered by rejection with a D fitted on the final G (~2 min of CPU on one "
-        "core; every mode of an unseen 10-Gaussian mixture at 98.7 % high quality, docs/toy.md)",
+        "samples filtered by rejection with a D fitted on the final G (~2 min on 2 cores; every "
+        "mode of two unseen mixtures at 98.4 to 99.1 % high quality, 5 seeds, docs/toy.md)",
         _POINTS2D,
     ),
     "ring8": Preset(
-        "points2d on 8 Gaussians on a circle (~2 min of CPU on one core; 8 / 8 modes, 98 % "
-        "high quality, 5 seeds)",
+        "points2d on 8 Gaussians on a circle (~2 min on 2 cores; 8 / 8 modes, 98.2 % high "
+        "quality, 5 seeds)",
         _POINTS2D,
     ),
     "grid25": Preset(
-        "points2d on 25 Gaussians on a 5 x 5 grid (~2 min of CPU on one core; 25 / 25 modes, "
-        "97.8 % high quality, KL 0.01, 5 seeds)",
+        "points2d on 25 Gaussians on a 5 x 5 grid (~2 min on 2 cores; 25 / 25 modes, 97.7 % "
+        "high quality, KL 0.009, 5 seeds)",
         {**_POINTS2D, "data.source": "grid25"},
     ),
     "mnist-sr": Preset(

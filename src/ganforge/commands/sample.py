@@ -81,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
             args.run, args.n, name, seed=args.seed, progress=tick, quantile=args.quantile
         )
     write_samples(kept.samples, args.out, None)
+    knob = f"gamma {kept.gamma:.3f}" if name == "drs" else f"D~_M {kept.d_max:.3f}"
     print(
         f"{name}: accepted {kept.accepted} of {kept.candidates} candidates "
-        f"(acceptance rate {kept.rate:.3f}, gamma {kept.gamma:.3f})",
+        f"(acceptance rate {100 * kept.rate:.3g} %, {knob})",
         file=sys.stderr,
     )
     print(f"wrote {len(kept.samples)} samples ({name}) to {args.out}")
