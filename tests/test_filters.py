@@ -318,7 +318,8 @@ def test_the_rejection_quantile_comes_from_the_run_and_sample_quantile_overrides
         "sample", run, "--n", "4", "--out", out, "--filter", "rejection", "--seed", "3",
         "--quantile", "0.5",
     )  # fmt: skip
-    assert code == 0 and f"(acceptance rate {100 * direct.rate:.3g} %, D~_M {direct.d_max:.3f})" in err
+    want = f"(acceptance rate {100 * direct.rate:.3g} %, D~_M {direct.d_max:.3f})"
+    assert code == 0 and want in err
     code, _, err = cli(
         "sample", run, "--n", "2", "--out", out, "--filter", "drs", "--quantile", "0.9"
     )
