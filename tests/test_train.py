@@ -81,6 +81,33 @@ def test_train_writes_the_run_folder(cli, tmp_path):
     } <= set(keys)
 
 
+def test_a_run_on_the_clock_ends_with_the_step_that_spends_it(cli, tmp_path):
+    """train.seconds: the step begun past the budget is the last, with its log line, grid and
+    checkpoint, and the run counts as finished (exit 0, no resume hint); a budget never reached
+    changes nothing; a resumed run's past training counts against the budget."""
+    run = tmp_path / "run"
+    code, out, err = cli(
+        "train", "--out", run, "--steps", "1000000", *TINY, "train.seconds=1e-9"
+    )  # fmt: skip
+    assert code == 0 and "stopped" not in err and "(step 1;" in out
+    assert [r["step"] for r in read_metrics(run)] == [1]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000001.safetensors"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step-000000.png",
+        "step-000001.png",
+    ]
+    assert cli("train", "--resume", run, "--quiet")[0] == 0  # past its budget: one step more
+    assert [r["step"] for r in read_metrics(run)] == [1, 2]
+    timed, plain = tmp_path / "timed", tmp_path / "plain"
+    assert cli("train", "--out", timed, "--steps", "12", "--quiet", *TINY, "seconds=3600")[0] == 0
+    assert cli("train", "--out", plain, "--steps", "12", "--quiet", *TINY)[0] == 0
+    a, b = _weights(timed), _weights(plain)
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert _untimed(read_metrics(timed)) == _untimed(read_metrics(plain))
+    code, _, err = cli("train", "--out", tmp_path / "x", *TINY, "seconds=60", "decay_from=0.5")
+    assert code == 2 and "which a run on the clock (train.seconds) may not reach" in err
+
+
 def test_same_seed_same_metrics_other_seed_other_metrics(cli, tmp_path):
     runs = []
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):

@@ -80,6 +80,7 @@ class OptimConfig:
 class TrainConfig:
     loss: str = "ns"  # adversarial objective, a name in ganforge.losses.LOSSES
     steps: int = 12_000  # generator updates
+    seconds: float = 0.0  # a wall-clock budget: the run ends once it has trained this long; 0: off
     batch_size: int = 64  # real samples per D update, fake samples per update
     d_steps: int = 1  # k: D updates per G update (Goodfellow et al. 2014, Algorithm 1)
     d_update: str = "joint"  # joint: one D step on reals and fakes; split: one each (Keras seeds)
@@ -548,6 +549,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.n_samples": _POSITIVE,
     "train.ckpt_every": _POSITIVE,
     "train.ckpt_seconds": _NON_NEGATIVE,
+    "train.seconds": _NON_NEGATIVE,
     "train.keep_ckpts": _POSITIVE,
     "train.aux_weight": _NON_NEGATIVE,
     "train.stage_steps": _POSITIVE,

@@ -57,6 +57,7 @@ from ganforge.train.step import GRADS, STATS, GANStep, make_switches
 RESUMABLE_KEYS = frozenset(
     {
         "train.steps",
+        "train.seconds",
         "train.log_every",
         "train.sample_every",
         "train.ckpt_every",
@@ -168,31 +169,41 @@ def _sigint_stops(flag: _StopFlag) -> Iterator[None]:
 class _Display:
     """A rich progress bar on a terminal; one plain line per sample interval otherwise."""
 
-    def __init__(self, total: int, start: int, quiet: bool, every: int) -> None:
+    def __init__(
+        self, total: int, start: int, quiet: bool, every: int, seconds: float = 0.0
+    ) -> None:
+        """A bar over the steps, or over the seconds of a run on the clock (``seconds``)."""
         self.console = Console(stderr=True)
         self.quiet = quiet
         self.every = every
+        self.seconds = seconds
         self.live = not quiet and self.console.is_terminal
         self.progress: Progress | None = None
         if self.live:
+            count = (
+                "{task.fields[step]} steps" if seconds else "step {task.fields[step]}/{task.total}"
+            )
             self.progress = Progress(
                 TextColumn("[bold]train"),
                 BarColumn(),
-                TextColumn("step {task.completed}/{task.total}"),
+                TextColumn(count),
                 TextColumn("{task.fields[stats]}"),
                 TimeRemainingColumn(),
                 console=self.console,
             )
-            self.task = self.progress.add_task("train", total=total, completed=start, stats="")
+            self.task = self.progress.add_task(
+                "train", total=seconds or total, completed=0 if seconds else start, step=start,
+                stats="",
+            )  # fmt: skip
             self.progress.start()
 
-    def update(self, step: int, row: dict[str, Any] | None) -> None:
+    def update(self, step: int, row: dict[str, Any] | None, elapsed: float = 0.0) -> None:
+        """After ``step``, ``elapsed`` seconds of training into the run."""
         text = _stats_text(row) if row else None
         if self.progress is not None:
-            if text:
-                self.progress.update(self.task, completed=step, stats=text)
-            else:
-                self.progress.update(self.task, completed=step)
+            done = min(elapsed, self.seconds) if self.seconds else step
+            fields: dict[str, Any] = {"stats": text} if text else {}
+            self.progress.update(self.task, completed=done, step=step, **fields)
         elif text and not self.quiet and step % self.every == 0:
             self.console.print(f"step {step}: {text}", highlight=False)
 
@@ -262,6 +273,11 @@ class Trainer:
             raise ConfigError(
                 f"train.filter_nets={t.filter_nets} averages fitted filter D's: it needs "
                 "train.filter_steps > 0"
+            )
+        if t.seconds and cfg.optim.decay_from < 1:
+            raise ConfigError(
+                f"optim.decay_from={cfg.optim.decay_from} decays the rates over train.steps, "
+                "which a run on the clock (train.seconds) may not reach: set one or the other"
             )
         if t.batch_size % cfg.model.pack:  # each process packs its own slice of the batch
             raise ConfigError(
@@ -453,20 +469,28 @@ class Trainer:
             self.save_samples()
             if t.snapshot_every and self.dist.is_main:
                 snapshots.save(self.run.path, 0, None, self.modules["G"], self.modules["D"])
-        display = _Display(t.steps, self.step, self.quiet, t.sample_every)
+        display = _Display(t.steps, self.step, self.quiet, t.sample_every, t.seconds)
         flag = _StopFlag(patient=self.dist.enabled)
         meter = self.meter
         if t.on_nonfinite == "rollback" and self.run.latest_checkpoint_step() is None:
             self.save_checkpoint()  # somewhere to go back to
         meter.start()
         last: dict[str, Any] = {}
+        began = time.perf_counter() - meter.elapsed  # train.seconds: a resumed run's past counts
+        spent = False  # the clock ran out: this step is the run's last
         try:
             with _sigint_stops(flag):
-                while self.step < t.steps:
+                while self.step < t.steps and not spent:
                     self.step += 1
                     step = self.step
+                    if t.seconds:  # decided before the step: its log, grid and checkpoint follow
+                        spent = time.perf_counter() - began >= t.seconds
+                        if self.dist.enabled:  # all ranks end at one step (a log step)
+                            at_log = step % t.log_every == 0
+                            spent = at_log and distributed.any_across(spent, self.dist)
+                    final = step == t.steps or spent
                     eval_now = t.eval_every > 0 and step % t.eval_every == 0
-                    log_now = step % t.log_every == 0 or step == t.steps or eval_now
+                    log_now = step % t.log_every == 0 or final or eval_now
                     idx = [
                         distributed.shard(self.sampler.next(), self.dist) for _ in range(t.d_steps)
                     ]
@@ -490,8 +514,8 @@ class Trainer:
                     if self.dist.enabled:  # all ranks stop at one step: they agree at log steps
                         stop = log_now and distributed.any_across(stop, self.dist)
                         timed = log_now and distributed.any_across(timed, self.dist)
-                    sample_now = step % t.sample_every == 0 or step == t.steps
-                    ckpt_now = step % t.ckpt_every == 0 or step == t.steps or stop or timed
+                    sample_now = step % t.sample_every == 0 or final
+                    ckpt_now = step % t.ckpt_every == 0 or final or stop or timed
                     verdict = None
                     if log_now or sample_now or ckpt_now:
                         verdict = self.guard.decide(
@@ -503,6 +527,7 @@ class Trainer:
                         )
                     if isinstance(verdict, Rollback):
                         self.rollback(verdict)
+                        spent = False  # the step it ended on is undone: one more to end on
                         continue  # self.step is the last good checkpoint's
                     if snap and verdict is None:
                         snapshots.save(
@@ -525,14 +550,20 @@ class Trainer:
                         raise DivergedError(verdict.message)
                     if ckpt_now:
                         self.save_checkpoint()
-                    display.update(step, row)
+                    display.update(step, row, time.perf_counter() - began)
                     if stop:
                         break
         finally:
             display.close()
             if self.writer is not None:
                 self.writer.close()
-        stopped = self.step < t.steps
+        stopped = self.step < t.steps and not spent
+        if spent and self.growing and int(self.growing[0].stage) < self.growing[0].stages - 1:
+            warnings.warn(
+                f"train.seconds={t.seconds:g} ran out at step {self.step}, before the last "
+                "resolution: the samples are at a lower one (raise train.seconds)",
+                stacklevel=2,
+            )
         if self.growing and not stopped:
             self.save_last_stage()
         if self.dist.is_main:
