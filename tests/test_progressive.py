@@ -355,3 +355,18 @@ def test_training_fades_the_reals_with_the_nets(cli, tmp_path, monkeypatch):
             blend = F.interpolate(torch.lerp(coarse, fine, alpha), scale_factor=32.0 / r)
             torch.testing.assert_close(out, blend)
             assert not torch.equal(out, x)
+
+
+def test_a_run_on_the_clock_that_ends_before_the_last_resolution_says_so(cli, tmp_path):
+    """train.seconds spent in stage 0 (4 x 4 of 4 stages): the run ends, finished, and warns
+    that its samples are not at the last resolution."""
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning) as caught:
+        code, _, _ = cli("train", "--out", run, "--steps", "1000", *PG, "train.seconds=1e-9")
+    assert code == 0
+    said = [str(w.message) for w in caught if "train.seconds" in str(w.message)]
+    assert said == [
+        "train.seconds=1e-09 ran out at step 1, before the last resolution: the samples are at "
+        "a lower one (raise train.seconds)"
+    ]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000001.safetensors"]
