@@ -5,7 +5,7 @@ Run (from the repository root):
     python bench/quality_mnist.py --own-steps              # mnist-best, 300 s a side, ~11 min
     python bench/quality_mnist.py --own-steps --preset mnist-best,mnist-dcgan --seeds 0,1,2
     python bench/quality_mnist.py --seconds 150 stab.ema=0.999  # key=value reach the presets
-    python bench/quality_mnist.py --part stacked --seconds 360  # Stacked MNIST, ~9 min
+    python bench/quality_mnist.py --part stacked --preset stacked-best --seconds 600  # ~11 min
 
 What it does (``--part mnist``). For each seed of ``--seeds`` (default 0), each preset of
 ``--preset`` (comma-separated, default ``mnist-best``) is trained by ``ganforge train
@@ -27,7 +27,8 @@ FID at most 3x the real-vs-real floor, precision >= 0.75, recall >= 0.8, class K
 all 10 classes, and at most a third of the reference loop's FID. A last summary gives each
 run's figures per seed and the ratio of the reference's FID to its own.
 
-``--part stacked``: the preset trained on ``stacked-mnist`` for ``--seconds``, evaluated like
+``--part stacked``: for each seed, the preset trained on ``stacked-mnist`` for ``--seconds``
+(``train.seed=S``), evaluated like
 the MNIST runs (``--n`` default 5,000 here), then the modes covered (of 1,000) and their KL to
 uniform from ``--modes-n`` (26,000) samples and, as the floor, from as many real Stacked MNIST
 images (Lin et al. 2018 report 1,000 modes and KL 0.029 with 26,000 samples, on GPUs).
@@ -131,9 +132,10 @@ def store_reference(g: torch.nn.Module, steps: int, out: Path) -> None:
     )
 
 
-def modes_26k(run: Path, n: int) -> None:
+def modes_26k(run: Path, n: int) -> dict[str, dict[str, float]]:
     """Modes and KL to uniform from ``n`` samples (26,000 in Lin et al. 2018), and the same
-    for ``n`` real Stacked MNIST images (the floor: KL to uniform needs one real set)."""
+    for ``n`` real Stacked MNIST images (the floor: KL to uniform needs one real set),
+    printed and returned by name ("samples", "real floor")."""
     from ganforge.data import load_dataset
     from ganforge.metrics.compare import features_of
     from ganforge.metrics.features import mnist_net
@@ -147,9 +149,12 @@ def modes_26k(run: Path, n: int) -> None:
     fake_modes = features_of(net, sample(run, n, seed=1))[2]
     real_modes = features_of(net, real.batch(torch.arange(n)))[2]
     assert fake_modes is not None and real_modes is not None
+    out = {}
     for name, modes in (("samples", fake_modes), ("real floor", real_modes)):
         m = mode_metrics(modes, 1000)
         print(f"  {n} {name}: {m['modes']:.0f} modes of 1000, KL to uniform {m['mode_kl']:.4f}")
+        out[name] = {"modes": float(m["modes"]), "mode_kl": float(m["mode_kl"]), "n": n}
+    return out
 
 
 def cell(m: dict[str, Any] | None) -> str:
@@ -293,19 +298,21 @@ def main(argv: list[str] | None = None) -> int:
             dump: Any = {str(k): v for k, v in per_seed.items()}
         else:
             n = args.n or 5000
-            took = train_for(
-                args.seconds,
-                base / "stacked",
-                ["--preset", args.preset, "--data", "stacked-mnist", *overrides],
-            )
-            print(f"ganforge {args.preset} on stacked-mnist: {took:.0f} s", file=sys.stderr)
-            dump = {
-                f"ganforge {args.preset}, stacked": evaluate_run(
-                    base / "stacked", n=n, bootstrap=args.bootstrap
+            dump = {}
+            stacked_args = ["--preset", args.preset, "--data", "stacked-mnist"]
+            for seed in args.seeds:
+                run = base / f"stacked-seed{seed}"
+                took = train_for(
+                    args.seconds,
+                    run,
+                    [*stacked_args, f"train.seed={seed}", *overrides],
                 )
-            }
-            print_results(dump)
-            modes_26k(base / "stacked", args.modes_n)
+                print(f"{args.preset} on stacked-mnist, seed {seed}: {took:.0f} s", file=sys.stderr)
+                name = f"ganforge {args.preset}, stacked"
+                result = {name: evaluate_run(run, n=n, bootstrap=args.bootstrap)}
+                print_results(result)
+                result[name]["modes_26k"] = modes_26k(run, args.modes_n)
+                dump[str(seed)] = result
         if args.json:
             args.json.write_text(json.dumps(dump, indent=2) + "\n", encoding="utf-8")
     return 0
