@@ -317,8 +317,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "stacked-best": Preset(
         "Stacked MNIST (1,000 modes) in 10 minutes on 2 cores: mnist-best's recipe on "
-        "stacked-mnist, on the clock for 585 s (~10 min on one core; 1,000 of 1,000 modes, KL 0.062 to 0.079 to uniform, 3 seeds; "
-        "docs/evaluation.md)",
+        "stacked-mnist, on the clock for 585 s (~10 min on one core; 1,000 of 1,000 modes, KL "
+        "0.062 to 0.079 to uniform, 3 seeds; docs/evaluation.md)",
         # the former recipe (_MLP_FAST, 7,500 steps): KL 0.17 to uniform; RpGAN: 0.066 (seed 0)
         {**_MNIST_BEST, "data.source": "stacked-mnist", "train.seconds": 585.0},
     ),
