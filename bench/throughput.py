@@ -7,6 +7,7 @@ Run (from the repository root):
     python bench/throughput.py --models mlp --repeats 1 --steps-mlp 200   # a quick look
     python bench/throughput.py --threads 1 --json bench.json
     python bench/throughput.py --memory                 # RSS of the default `ganforge train`
+    python bench/throughput.py --overhead 3000 --repeats 3   # its start-up, grids, files
 
 What it measures. For each model and batch size, two sides train for the same number of
 generator steps, alternately, ``--repeats`` times, each run in a fresh Python process (so each
@@ -33,8 +34,14 @@ of the loop alone, and that as a share of the peak: the best of a few large floa
 subprocess and reads its RSS (/proc/PID/status) every ``--memory-every`` seconds: peak RSS and
 the growth over the second half of the run, which must be ~0 (no history kept in memory).
 
+``--overhead STEPS`` runs the default ``ganforge train --steps STEPS`` as a subprocess, timed
+from its start to its exit, and sets against it the time its steps alone take (the median step
+of its own log intervals times STEPS): the rest is what the command adds (start-up, imports,
+data, grids, checkpoints, the loss plot, the report).
+
 Targets (issue): ganforge >= 1.5x the reference at batch 64, judged on whole calls; >= 70 % of
-the matmul peak at batch 256 for the MLP; peak RSS of the default ``ganforge train`` < 1 GiB,
+the matmul peak at batch 256 for the MLP; the whole command's overhead under 5 % of a
+3,000-step default run; peak RSS of the default ``ganforge train`` < 1 GiB,
 flat over the run. On a busy machine pass ``--threads 1``: two torch threads competing with
 other work for two cores made both sides several times slower here.
 """
@@ -73,6 +80,7 @@ PRESETS = {"mlp": "mnist-mlp", "dcgan": "mnist-dcgan"}
 TARGET = {("mlp", 64): 1.5, ("dcgan", 64): 1.5}  # (model, batch) -> ratio to reach
 PEAK_TARGET = {("mlp", 256): 0.70}  # share of the matmul peak to reach
 MEMORY_TARGET_MB = 1024
+OVERHEAD_TARGET = 0.05  # of the whole command of a 3,000-step default run
 
 
 # --- The reference: the course's PyTorch code, written out plainly ---------------------------
@@ -551,6 +559,35 @@ def memory(steps: int, every: float, threads: int | None) -> dict[str, object]:
     }
 
 
+def overhead(steps: int, threads: int | None) -> dict[str, float]:
+    """The default ``ganforge train --steps N`` as a user runs it, timed from the process's start
+    to its exit, against the time its steps alone take: the median time a step takes in the
+    run's own log intervals (``img_per_s`` of metrics.jsonl; the intervals holding a grid or a
+    checkpoint are the slow few the median leaves out) times the steps. What is left is the
+    command's overhead: interpreter start, imports, data, building, grids, checkpoints, the loss
+    plot and the report."""
+    with tempfile.TemporaryDirectory(prefix="ganforge-overhead-") as tmp:
+        run = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "ganforge", "train", "--out", str(run), "--quiet"]
+        cmd += ["--steps", str(steps), *EXTRA]
+        if threads:
+            cmd.append(f"train.threads={threads}")
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        whole = time.perf_counter() - t0
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        batch = int(json.loads((run / "config.json").read_text())["train"]["batch_size"])
+    per_step = statistics.median(batch / r["img_per_s"] for r in rows if r.get("img_per_s"))
+    in_steps = per_step * steps
+    return {
+        "steps": steps,
+        "whole_s": whole,
+        "steps_s": in_steps,
+        "overhead_s": whole - in_steps,
+        "overhead_share": (whole - in_steps) / whole,
+    }
+
+
 def print_memory(m: dict[str, object]) -> None:
     samples = m["samples"]
     assert isinstance(samples, list)
@@ -603,6 +640,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--memory-steps", type=int, default=12_000, help="its steps (12000)")
     p.add_argument("--memory-every", type=float, default=2.0, help="seconds between samples")
     p.add_argument(
+        "--overhead",
+        type=int,
+        metavar="STEPS",
+        default=0,
+        help="time the default `ganforge train --steps STEPS` (3000: the issue's) against its "
+        "steps alone, --repeats times",
+    )
+    p.add_argument(
         "--one", nargs=4, metavar=("SIDE", "MODEL", "STEPS", "BATCH"), help=argparse.SUPPRESS
     )
     args = p.parse_args(argv)
@@ -612,6 +657,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.one:
         side, model, steps, batch = args.one
         print(json.dumps(asdict(one_run(side, model, int(steps), int(batch), args.threads))))
+        return 0
+    if args.overhead:
+        runs = [overhead(args.overhead, args.threads) for _ in range(args.repeats)]
+        for o in runs:
+            print(
+                f"ganforge train --steps {o['steps']}: whole command {o['whole_s']:.1f} s, its "
+                f"steps {o['steps_s']:.1f} s, overhead {o['overhead_s']:.1f} s = "
+                f"{100 * o['overhead_share']:.1f} % (target < {100 * OVERHEAD_TARGET:.0f} %)"
+            )
+        share = statistics.median(o["overhead_share"] for o in runs)
+        met = "met" if share < OVERHEAD_TARGET else "NOT met"
+        print(f"median overhead {100 * share:.1f} % of the whole command: {met}")
+        if args.json:
+            args.json.write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
         return 0
     if args.memory:
         m = memory(args.memory_steps, args.memory_every, args.threads)

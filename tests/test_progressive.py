@@ -217,6 +217,47 @@ def test_discriminator_mixes_the_batch():
     assert not batch_independent(d)
 
 
+def test_batchnorm_in_d_follows_each_convolution_but_from_rgb():
+    """model.d_batchnorm=true: BatchNorm after every 3 x 3 convolution of D (two per block and
+    the last block's one), none after fromRGB. At its initial running statistics (mean 0,
+    variance 1) an evaluating BatchNorm divides by sqrt(1 + eps) only, so D in eval mode gives
+    the plain D's logit (same weights) with each normalised layer scaled by that; in training
+    mode it normalises by the batch."""
+    torch.manual_seed(0)
+    d = pg.ProgressiveDiscriminator((1, 32, 32), width=8)
+    torch.manual_seed(0)
+    dbn = pg.ProgressiveDiscriminator((1, 32, 32), width=8, batchnorm=True)
+    built = nets.build(
+        ModelConfig(arch="progressive", latent_dim=6, width=8, d_batchnorm=True), (1, 32, 32)
+    )[1]
+    for net in (dbn, built):
+        assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 2 * 3 + 1
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in dbn.from_rgb.modules())
+    # the same convolution weights (BatchNorm draws no random numbers)
+    plain = [p for n, p in d.named_parameters()]
+    convs = [p for n, p in dbn.named_parameters() if not _is_bn(dbn, n)]
+    assert all(torch.equal(a, b) for a, b in zip(plain, convs, strict=True))
+    x = torch.randn(8, 1, 32, 32)
+    for stage in range(4):
+        d.set_stage(stage, 1.0)
+        dbn.set_stage(stage, 1.0)
+        dbn.eval()
+        for m in dbn.modules():  # eps 0: evaluating BatchNorm at its initial statistics = identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eps = 0.0
+        torch.testing.assert_close(dbn(x), d(x), rtol=1e-5, atol=1e-6)
+    for m in dbn.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eps = 1e-5
+    dbn.train()  # in training mode a sample's logit depends on the others in its batch
+    first = dbn(x)[0]
+    assert not torch.allclose(dbn(torch.cat([x[:1], 3 * x[1:]]))[0], first)
+
+
+def _is_bn(net, name):
+    return isinstance(net.get_submodule(name.rsplit(".", 1)[0]), torch.nn.BatchNorm2d)
+
+
 def test_schedule_by_hand():
     from ganforge.train.schedule import stage_at, steps_to_grow
 

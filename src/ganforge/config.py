@@ -39,7 +39,7 @@ class ModelConfig:
     g_batchnorm: bool = True  # mlp: BatchNorm1d after each hidden activation of G
     bn_momentum: float = 0.2  # PyTorch convention; 0.2 is Keras' momentum=0.8 (see nets/mlp.py)
     width: int = 64  # dcgan: channels of D's first and G's last hidden layer
-    d_batchnorm: bool = False  # dcgan: BatchNorm in D (not its first layer), as Radford et al.
+    d_batchnorm: bool = False  # dcgan, progressive: BatchNorm in D's convolutions (not the first)
     d_fc: int = 0  # dcgan: a hidden Linear layer of this width before D's logit; 0 = none
     g_fc: int = 0  # dcgan: a hidden layer of this width on z before G's first map; 0 = none
     g_out: str = "tanh"  # G's output: "tanh" for images in [-1, 1], "linear" for points

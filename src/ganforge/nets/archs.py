@@ -58,7 +58,7 @@ def _plain(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modu
 
 
 def _progressive(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    return build_progressive(cfg.latent_dim, shape, cfg.width)
+    return build_progressive(cfg.latent_dim, shape, cfg.width, cfg.d_batchnorm)
 
 
 # One table of architectures (names: config.ARCH_NAMES): --help and the tests read it.

@@ -119,8 +119,13 @@ class MinibatchStdDev(nn.Module):
         return torch.cat([x, feat], dim=1)
 
 
-def _conv_block(c_in: int, c_out: int, leak: float, pixelnorm: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = [EqualizedConv2d(c_in, c_out, 3), nn.LeakyReLU(leak)]
+def _conv_block(
+    c_in: int, c_out: int, leak: float, pixelnorm: bool, batchnorm: bool = False
+) -> list[nn.Module]:
+    layers: list[nn.Module] = [EqualizedConv2d(c_in, c_out, 3)]
+    if batchnorm:  # D's option: normalised over the batch before the activation (as DCGAN's D)
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(nn.LeakyReLU(leak))
     return [*layers, PixelNorm()] if pixelnorm else layers
 
 
@@ -195,7 +200,12 @@ class ProgressiveDiscriminator(_Staged):
     mixes_batch = True  # the minibatch-stddev layer: real and fake must be scored apart
 
     def __init__(
-        self, shape: tuple[int, int, int], width: int = 32, group: int = 4, leak: float = 0.2
+        self,
+        shape: tuple[int, int, int],
+        width: int = 32,
+        group: int = 4,
+        leak: float = 0.2,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         c, size, _ = shape
@@ -210,14 +220,17 @@ class ProgressiveDiscriminator(_Staged):
             from_rgb.append(nn.Sequential(EqualizedConv2d(c, ci, 1), nn.LeakyReLU(leak)))
             # two 3 x 3 convolutions, then 2 x 2 average pooling (in forward)
             blocks.append(
-                nn.Sequential(*_conv_block(ci, ci, leak, False), *_conv_block(ci, co, leak, False))
+                nn.Sequential(
+                    *_conv_block(ci, ci, leak, False, batchnorm),
+                    *_conv_block(ci, co, leak, False, batchnorm),
+                )
             )
         self.from_rgb = nn.ModuleList(from_rgb)
         self.blocks = nn.ModuleList(blocks)
         # 4 x 4: minibatch stddev -> conv 3 x 3 -> dense 4 x 4 -> dense 1 (the paper's last block)
         self.last = nn.Sequential(
             MinibatchStdDev(group),
-            *_conv_block(c0 + 1, c0, leak, False),
+            *_conv_block(c0 + 1, c0, leak, False, batchnorm),
             nn.Flatten(),
             EqualizedLinear(c0 * START * START, c0),
             nn.LeakyReLU(leak),
@@ -273,7 +286,9 @@ def fade_reals(x: Tensor, stage: int, alpha: float) -> Tensor:
     )
 
 
-def build(latent_dim: int, shape: tuple[int, ...], width: int) -> tuple[nn.Module, nn.Module]:
+def build(
+    latent_dim: int, shape: tuple[int, ...], width: int, d_batchnorm: bool = False
+) -> tuple[nn.Module, nn.Module]:
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ConfigError(
             f"progressive growing needs square images [C, H, W]; the data has samples of shape "
@@ -281,5 +296,5 @@ def build(latent_dim: int, shape: tuple[int, ...], width: int) -> tuple[nn.Modul
         )
     c, h, w = shape
     return ProgressiveGenerator(latent_dim, (c, h, w), width), ProgressiveDiscriminator(
-        (c, h, w), width
+        (c, h, w), width, batchnorm=d_batchnorm
     )
