@@ -24,8 +24,9 @@ import warnings
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
+
+# torchmetrics' image metrics are imported where they are used: they pull in scipy (~2 s), which
+# every `ganforge train` would otherwise pay at start-up for metrics it may never compute.
 
 KID_SUBSETS = 100  # subsets KID is averaged over (torchmetrics' default)
 KID_SUBSET_SIZE = 1000  # samples per subset (torchmetrics' default), capped at the set sizes
@@ -55,6 +56,8 @@ class FID:
     """FID of features, reusing one torchmetrics metric (float64 sums) for many resamples."""
 
     def __init__(self, dim: int) -> None:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
         self.metric = FrechetInceptionDistance(feature=_Given(dim))
 
     def __call__(self, real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -84,6 +87,8 @@ def kid(
     """KID's mean and standard deviation over ``subsets`` random subsets of ``subset_size``
     samples of each set (capped at the smaller set), drawn with ``seed``: torchmetrics'
     ``KernelInceptionDistance`` on features."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     _check(real, fake)
     size = min(subset_size, len(real), len(fake))
     with warnings.catch_warnings():
