@@ -522,14 +522,18 @@ def _last_step(run: Path) -> int:
         return 0
 
 
+def default_train_command(run: Path, steps: int, threads: int | None) -> list[str]:
+    """The default ``ganforge train --steps STEPS`` into ``run``, with ``--set`` and threads."""
+    cmd = [sys.executable, "-m", "ganforge", "train", "--out", str(run), "--quiet"]
+    cmd += ["--steps", str(steps), *EXTRA]
+    return [*cmd, f"train.threads={threads}"] if threads else cmd
+
+
 def memory(steps: int, every: float, threads: int | None) -> dict[str, object]:
     """RSS of the default ``ganforge train`` sampled over the run; its peak from wait4."""
     with tempfile.TemporaryDirectory(prefix="ganforge-mem-") as tmp:
         run = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "ganforge", "train", "--out", str(run), "--quiet"]
-        cmd += ["--steps", str(steps), *EXTRA]
-        if threads:
-            cmd.append(f"train.threads={threads}")
+        cmd = default_train_command(run, steps, threads)
         proc = subprocess.Popen(cmd)
         samples: list[tuple[float, int, float]] = []  # (seconds, step, RSS MB)
         t0 = time.perf_counter()
@@ -568,10 +572,7 @@ def overhead(steps: int, threads: int | None) -> dict[str, float]:
     plot and the report."""
     with tempfile.TemporaryDirectory(prefix="ganforge-overhead-") as tmp:
         run = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "ganforge", "train", "--out", str(run), "--quiet"]
-        cmd += ["--steps", str(steps), *EXTRA]
-        if threads:
-            cmd.append(f"train.threads={threads}")
+        cmd = default_train_command(run, steps, threads)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         whole = time.perf_counter() - t0
