@@ -659,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         side, model, steps, batch = args.one
         print(json.dumps(asdict(one_run(side, model, int(steps), int(batch), args.threads))))
         return 0
+    if args.overhead < 0 or args.repeats < 1:
+        p.error("--overhead needs a positive number of steps and --repeats at least 1")
     if args.overhead:
         runs = [overhead(args.overhead, args.threads) for _ in range(args.repeats)]
         for o in runs:

@@ -16,6 +16,9 @@ branch is gone. The paper's three other devices are here too:
 - minibatch standard deviation in D: the standard deviation of each feature over a group of
   samples, averaged to one number per group and appended as one more feature map (section 3).
 
+Not in the paper: ``batchnorm=True`` (``model.d_batchnorm``) puts BatchNorm after each of D's
+3 x 3 convolutions, as in the DCGAN's D (docs/conditional.md measures it).
+
 Both nets always speak full resolution to the rest of ganforge: G's image at the current stage
 is upsampled (nearest) to ``size`` x ``size``, and D average-pools its input down to the
 current stage, the exact inverse of that upsampling. Training code sets the stage and alpha
