@@ -12,12 +12,14 @@ from torch.testing import assert_close
 
 from conftest import TINY, read_metrics
 from ganforge import nets
-from ganforge.config import Config, ModelConfig
+from ganforge.config import Config, ModelConfig, TrainConfig
 from ganforge.data import Dataset
 from ganforge.errors import ConfigError
 from ganforge.train import device as devices
 from ganforge.train.distributed import Dist
 from ganforge.train.loop import build_step
+
+CPU = torch.device("cpu")
 
 
 def test_auto_is_cpu_without_cuda_and_cuda_without_it_is_refused():
@@ -111,3 +113,34 @@ def test_batches_on_cpu_are_the_data_sets_own():
     got = devices.DeviceBatches(data, torch.device("cpu")).get(idx)
     assert torch.equal(got, data.batch(idx))
     assert_close(got, x[idx].float() / 127.5 - 1)
+
+
+def test_convolutional_nets_train_in_nhwc_on_cpu_with_the_numbers_of_nchw():
+    """train.channels_last on the CPU: a convolutional G and D are put in NHWC layout in place
+    (the MLPs untouched), batches of images come in NHWC, and one step gives the losses of the
+    NCHW step to float32 rounding (the layout changes the kernels, not the maths)."""
+    model = ModelConfig(arch="dcgan", latent_dim=8, width=4)
+    torch.manual_seed(0)
+    plain = build_step(
+        Config(model=model, train=TrainConfig(channels_last=False)), (1, 28, 28), CPU
+    )
+    torch.manual_seed(0)
+    nhwc = build_step(Config(model=model), (1, 28, 28), CPU)  # the default: channels_last
+    for step, layout in ((nhwc, torch.channels_last), (plain, torch.contiguous_format)):
+        convs = [m for m in step.G.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+        assert convs and all(c.weight.is_contiguous(memory_format=layout) for c in convs)
+    # the layout did change: NHWC weights with more than one input channel are not NCHW's
+    assert not any(p.is_contiguous() for p in nhwc.D.parameters() if p.ndim == 4 and p.shape[1] > 1)
+    mlp = nn.Sequential(nn.Linear(3, 2))
+    assert devices.runtime_module(mlp, CPU, "fp32", True, False) is mlp
+    assert mlp[0].weight.is_contiguous()
+    data = Dataset(torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8))
+    idx = torch.arange(8)
+    x = devices.DeviceBatches(data, CPU, channels_last=True).get(idx)
+    assert x.is_contiguous(memory_format=torch.channels_last) and torch.equal(x, data.batch(idx))
+    state = torch.get_rng_state()
+    a = plain([data.batch(idx)], measure=True)
+    torch.set_rng_state(state)
+    b = nhwc([x], measure=True)
+    for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+        assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)

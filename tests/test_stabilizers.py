@@ -291,6 +291,16 @@ def test_lr_factor_by_hand():
     assert lr_factor(1, 10, 0.0) == pytest.approx(10 / 11)  # decays from the first step
 
 
+def test_lr_factor_on_the_clock_by_hand():
+    from ganforge.train.schedule import lr_factor_on_clock
+
+    # a budget of 100 s, decay from the middle: 1 to 50 s, then (100 - elapsed) / 50, 0 past it
+    shares = [lr_factor_on_clock(e, 100.0, 0.5) for e in (0.0, 50.0, 60.0, 75.0, 100.0, 130.0)]
+    assert shares == pytest.approx([1, 1, 0.8, 0.5, 0, 0])
+    assert lr_factor_on_clock(99.0, 100.0, 1.0) == 1  # off
+    assert lr_factor_on_clock(25.0, 100.0, 0.0) == pytest.approx(0.75)  # from the first second
+
+
 def test_lr_decay_sets_both_rates_every_step(cli, tmp_path, monkeypatch):
     from ganforge.train.step import GANStep
 

@@ -73,7 +73,7 @@ class OptimConfig:
     lr_d: float = 2e-4  # Adam learning rate of D
     betas_g: tuple[float, float] = (0.5, 0.999)  # Adam betas of G (beta1 = 0.5: Radford et al.)
     betas_d: tuple[float, float] = (0.5, 0.999)  # Adam betas of D
-    decay_from: float = 1.0  # both rates fall linearly to ~0 from this share of train.steps; 1: off
+    decay_from: float = 1.0  # both rates fall linearly to ~0 from this share of the run; 1: off
 
 
 @dataclass
@@ -88,7 +88,7 @@ class TrainConfig:
     seed: int = 0  # seeds weights, noise and data order
     device: str = "auto"  # auto (cuda when available), cpu, cuda (the local rank's GPU), cuda:N
     precision: str = "fp32"  # fp32, tf32 (CUDA matmuls), bf16 or fp16 autocast (fp16 loss-scaled)
-    channels_last: bool = True  # CUDA, convolutional models: NHWC memory layout
+    channels_last: bool = True  # convolutional models: NHWC memory layout (CPU and CUDA)
     cudnn_benchmark: bool = True  # CUDA: time the convolution algorithms once, keep the fastest
     compile: bool = False  # torch.compile G and D (slower than eager on CPU for these models)
     sync_bn: bool = True  # under torchrun on GPU: SyncBatchNorm, batch statistics of all ranks

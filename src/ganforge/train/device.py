@@ -1,8 +1,8 @@
 """Where and how the step runs: the device, mixed precision, memory layout, compilation, and
 getting batches onto the device.
 
-The CPU path stays plain: fp32, eager modules, batches indexed from the tensor in memory; every
-option below changes nothing there unless asked for. On CUDA:
+The CPU path stays plain: fp32, eager modules, batches indexed from the tensor in memory; of
+the options below only the memory layout applies there. On CUDA:
 
 - ``train.precision``: ``bf16`` or ``fp16`` run G's and D's forwards under ``torch.autocast``
   (Micikevicius et al. 2018, "Mixed Precision Training"); fp16's narrow range (max 65,504,
@@ -11,7 +11,9 @@ option below changes nothing there unless asked for. On CUDA:
   optimiser. bf16 keeps fp32's exponent range and needs none. ``tf32`` keeps fp32 storage and
   lets matmuls and convolutions use TF32 tensor cores (10-bit mantissa).
 - ``train.channels_last``: convolutional G and D in NHWC layout, which tensor-core convolutions
-  read directly (NCHW costs a transpose per layer).
+  read directly (NCHW costs a transpose per layer). On the CPU too: oneDNN's convolutions work
+  in a blocked NHWC-like layout, and fed NCHW they reorder every input, weight and gradient
+  (mnist-best on both cores: a step 0.75x as long in NHWC, docs/benchmarks.md).
 - ``train.cudnn_benchmark``: cuDNN times its convolution algorithms once per input shape and
   keeps the fastest (the shapes of a GAN step never change).
 - ``train.compile``: ``torch.compile`` on G and D. Off by default: measured slower than eager on
@@ -124,9 +126,10 @@ def unwrap(m: nn.Module) -> nn.Module:
 def runtime_module(
     m: nn.Module, device: torch.device, precision: str, channels_last: bool, compile: bool
 ) -> nn.Module:
-    """The module the step calls: ``m`` itself on the default CPU path; otherwise ``m`` in NHWC
-    layout (in place), compiled and/or under autocast. Checkpoints keep using ``m``."""
-    if channels_last and device.type == "cuda" and is_convolutional(m):
+    """The module the step calls: ``m`` itself, in NHWC layout (in place) when convolutional and
+    ``channels_last``, compiled and/or under autocast when asked for. Checkpoints keep using
+    ``m`` (saved contiguous, loaded into its layout)."""
+    if channels_last and is_convolutional(m):
         m.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     out: nn.Module = m
     if compile:
@@ -185,7 +188,7 @@ class DeviceBatches:
 
     def __init__(self, data: Dataset, device: torch.device, channels_last: bool = False) -> None:
         self.data, self.device = data, device
-        self.channels_last = channels_last and data.kind == "image" and device.type == "cuda"
+        self.channels_last = channels_last and data.kind == "image"
         self.on_device: Dataset | None = None
         self.pinned: list[torch.Tensor] = []
         self.events: list[Any] = []
@@ -214,8 +217,8 @@ class DeviceBatches:
 
     def get(self, idx: torch.Tensor) -> torch.Tensor:
         if self.device.type != "cuda":
-            return self.data.batch(idx)
-        if self.on_device is not None:
+            x = self.data.batch(idx)
+        elif self.on_device is not None:
             x = self.on_device.batch(idx.to(self.device, non_blocking=True))
         else:
             slot = self.turn

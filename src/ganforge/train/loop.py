@@ -49,6 +49,7 @@ from ganforge.train.schedule import (
     growing,
     growth_at,
     lr_factor,
+    lr_factor_on_clock,
     resume_note,
 )
 from ganforge.train.step import GRADS, STATS, GANStep, make_switches
@@ -274,11 +275,6 @@ class Trainer:
                 f"train.filter_nets={t.filter_nets} averages fitted filter D's: it needs "
                 "train.filter_steps > 0"
             )
-        if t.seconds and cfg.optim.decay_from < 1:
-            raise ConfigError(
-                f"optim.decay_from={cfg.optim.decay_from} decays the rates over train.steps, "
-                "which a run on the clock (train.seconds) may not reach: set one or the other"
-            )
         if t.batch_size % cfg.model.pack:  # each process packs its own slice of the batch
             raise ConfigError(
                 f"model.pack={cfg.model.pack} needs train.batch_size divisible by it, "
@@ -296,7 +292,8 @@ class Trainer:
             standardise(self.modules.values(), self.data.x)
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
         self.sampler = BatchSampler(len(self.data), global_batch, t.seed)
-        self.batches = devices.DeviceBatches(self.data, self.device, t.channels_last)
+        nhwc = t.channels_last and devices.is_convolutional(dis)  # the layout D reads
+        self.batches = devices.DeviceBatches(self.data, self.device, nhwc)
         self.z_fixed = fixed_noise(cfg, self.device)
         self.y_fixed = sampling_labels(self.modules["G"], t.n_samples)  # a row per class
         self.meter = _Meter(global_batch * t.d_steps)
@@ -504,7 +501,12 @@ class Trainer:
                     snap = self.dist.is_main and snapshots.due(step, t.snapshot_every, t.steps)
                     g_pre = snapshots.copy_state(self.modules["G"]) if snap else None
                     if (o := self.cfg.optim).decay_from < 1:  # learning rates of this step
-                        set_lr(self.gan, o, lr_factor(step, self.horizon.steps, o.decay_from))
+                        share = (
+                            lr_factor_on_clock(time.perf_counter() - began, t.seconds, o.decay_from)
+                            if t.seconds  # the horizon: the budget of seconds
+                            else lr_factor(step, self.horizon.steps, o.decay_from)
+                        )
+                        set_lr(self.gan, o, share)
                     stats = self.gan(reals, measure=log_now, labels=labels)
                     self.guard.watch(step, stats)
                     # Read the flag once: a Ctrl-C arriving after this line stops the run one

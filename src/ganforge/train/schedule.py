@@ -4,7 +4,9 @@ Learning-rate decay (``optim.decay_from``) and the instance noise (``stab.instan
 over a horizon of steps: ``train.steps`` when the run started. The horizon is saved with every
 checkpoint (the named state ``schedule``), so a run resumed with a larger ``--steps`` keeps its
 schedules where they were: past the horizon the rates stay at their last value and the noise
-at 0 (``resume_note`` says so, in one line).
+at 0 (``resume_note`` says so, in one line). On the clock (``train.seconds``) the learning-rate
+decay runs over the budget of seconds instead (``lr_factor_on_clock``): the training seconds so
+far, a resumed run's past included, against ``train.seconds``.
 
 The growth of progressive GANs (Karras et al. 2018): which stage, which alpha. Stage 0 (4 x 4)
 trains for ``stage_steps`` steps; every later stage first fades its new block in over
@@ -93,6 +95,17 @@ def lr_factor(step: int, steps: int, decay_from: float) -> float:
     as CycleGAN trains (Zhu et al. 2017, sec. 4)."""
     start = decay_from * steps
     return min(1.0, (steps + 1 - min(step, steps)) / (steps + 1 - start))
+
+
+def lr_factor_on_clock(elapsed: float, seconds: float, decay_from: float) -> float:
+    """``lr_factor`` for a run on the clock (``train.seconds``): the horizon is the budget of
+    seconds, so the share is 1 up to ``decay_from * seconds`` of training, then falls linearly
+    to 0 at ``seconds``: min(1, (seconds - elapsed) / (seconds - decay_from * seconds)). The
+    step begun once the budget is spent, the run's last, is taken at 0 (it learns nothing)."""
+    if decay_from >= 1:
+        return 1.0
+    left = max(0.0, seconds - elapsed)
+    return min(1.0, left / (seconds * (1.0 - decay_from)))
 
 
 class Horizon:
