@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from ganforge.data.base import Dataset
 from ganforge.data.images import find_images, read_image
@@ -43,6 +42,8 @@ def average_pool(x: Tensor, scale: int) -> Tensor:
 def thicken(x: Tensor) -> Tensor:
     """Domain B of mnist-thicken: ``scipy.ndimage.grey_dilation(p, size=(3, 3))`` of each
     image's pixels p in [0, 1] (a 3 x 3 maximum filter); ``x`` in [-1, 1], out in [-1, 1]."""
+    from scipy import ndimage  # here: every `ganforge train` imports this module
+
     p = ((x.detach().cpu().double() + 1) / 2).numpy()
     out = np.stack([[ndimage.grey_dilation(ch, size=(3, 3)) for ch in img] for img in p])
     return torch.from_numpy(out).to(x.dtype).mul(2).sub(1).to(x.device)
