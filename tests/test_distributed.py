@@ -1,7 +1,8 @@
 """Data-parallel training on CPU: 2 processes, Gloo, tiny models.
 
 One launch of 2 ranks (module fixture) trains several runs; the tests read what they left:
-- every rank ends with bit-identical G and D weights (with and without BatchNorm in G);
+- every rank ends with bit-identical G and D weights (with and without BatchNorm in G, and
+  on the clock with the rates decaying over its seconds);
 - 2 ranks with batch B/2 each take the steps of 1 process with batch B (no BatchNorm);
 - rank 0 alone writes files;
 - a run of 2 ranks stopped and resumed with 2 ranks ends as the run that never stopped.
@@ -81,7 +82,10 @@ def _worker(rank: int, port: int, tmp: str) -> None:
         )
         # WGAN-GP: the penalty's double backward runs through D's DDP wrapper
         train(_cfg([*NO_BN, *half, "steps=5", "train.loss=wgan-gp"]), root / "gp", quiet=True)
-        names = ("nobn", "bn-whole", "bn-first", "bn-parts", "gp")
+        # on the clock with the rates decaying over its seconds: the ranks agree on the clock
+        clock = ["train.seconds=1", "steps=100000", "optim.decay_from=0", "train.log_every=2"]
+        train(_cfg([*NO_BN, *half, *clock]), root / "clock", quiet=True)
+        names = ("nobn", "bn-whole", "bn-first", "bn-parts", "gp", "clock")
         for name, t in zip(names, trainers, strict=True):
             save_file(_plain_weights(t.modules["G"], t.modules["D"]), root / f"{name}.{rank}.st")
     finally:
@@ -102,7 +106,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow  # 2 processes (Gloo): the module's launch of 2 ranks
-@pytest.mark.parametrize("run", ["nobn", "bn-whole", "bn-parts", "gp"])
+@pytest.mark.parametrize("run", ["nobn", "bn-whole", "bn-parts", "gp", "clock"])
 def test_every_rank_holds_bit_identical_weights(ranks: Path, run: str) -> None:
     a, b = load_file(ranks / f"{run}.0.st"), load_file(ranks / f"{run}.1.st")
     params = [k for k in a if "running_" not in k and "num_batches" not in k]

@@ -319,7 +319,7 @@ PRESETS: dict[str, Preset] = {
         "the best MNIST G ganforge trains in 5 minutes: mnist-dcgan, the convolutional nets "
         "with RpGAN + R1 + R2, Adam beta1 0 and G's moving average, on the clock for 285 s (~5 "
         "min on 2 cores, train.seconds; FID 9.8 to 12.1, 4.3 to 7.0x lower than the course's "
-        "loop at equal time, recall 0.86 to 0.88, 9 runs of 3 seeds; docs/evaluation.md)",
+        "loop at equal time, recall 0.86 to 0.88, 3 benches of 3 seeds; docs/evaluation.md)",
         _IMAGE_BEST,
     ),
     "stacked-best": Preset(
@@ -334,7 +334,7 @@ PRESETS: dict[str, Preset] = {
         "DCGAN-style convolutional G and D on the bundled 5k MNIST images, 28 x 28, width 24, "
         "a hidden layer in D, G's rate 4x D's, RpGAN + R1 + R2, Adam beta1 0, G's moving "
         "average, on the clock for 285 s (~5 min on 2 cores; FID 9.8 to 12.1, 4.3 to 7.0x "
-        "lower than the course's loop at equal time, recall 0.86 to 0.88, 9 runs of 3 seeds; "
+        "lower than the course's loop at equal time, recall 0.86 to 0.88, 3 benches of 3 seeds; "
         "docs/evaluation.md)",
         _IMAGE_BEST,
     ),

@@ -475,6 +475,7 @@ class Trainer:
         last: dict[str, Any] = {}
         began = time.perf_counter() - meter.elapsed  # train.seconds: a resumed run's past counts
         spent = False  # the clock ran out: this step is the run's last
+        clock_share: float | None = None  # on the clock: the rates' share, read at log steps
         try:
             with _sigint_stops(flag):
                 while self.step < t.steps and not spent:
@@ -501,11 +502,18 @@ class Trainer:
                     snap = self.dist.is_main and snapshots.due(step, t.snapshot_every, t.steps)
                     g_pre = snapshots.copy_state(self.modules["G"]) if snap else None
                     if (o := self.cfg.optim).decay_from < 1:  # learning rates of this step
-                        share = (
-                            lr_factor_on_clock(time.perf_counter() - began, t.seconds, o.decay_from)
-                            if t.seconds  # the horizon: the budget of seconds
-                            else lr_factor(step, self.horizon.steps, o.decay_from)
-                        )
+                        if not t.seconds:
+                            share = lr_factor(step, self.horizon.steps, o.decay_from)
+                        else:  # the horizon: the seconds, read at the first step and at log
+                            # steps, where the ranks agree on them (their mean): every rank
+                            # steps with the same rates
+                            if log_now or clock_share is None:
+                                took = torch.tensor(time.perf_counter() - began)
+                                took = distributed.mean_across({"s": took}, self.dist)["s"]
+                                clock_share = lr_factor_on_clock(
+                                    float(took), t.seconds, o.decay_from
+                                )
+                            share = clock_share
                         set_lr(self.gan, o, share)
                     stats = self.gan(reals, measure=log_now, labels=labels)
                     self.guard.watch(step, stats)

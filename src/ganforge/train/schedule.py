@@ -6,7 +6,8 @@ checkpoint (the named state ``schedule``), so a run resumed with a larger ``--st
 schedules where they were: past the horizon the rates stay at their last value and the noise
 at 0 (``resume_note`` says so, in one line). On the clock (``train.seconds``) the learning-rate
 decay runs over the budget of seconds instead (``lr_factor_on_clock``): the training seconds so
-far, a resumed run's past included, against ``train.seconds``.
+far, a resumed run's past included, against ``train.seconds``, read by the loop at the first
+step and at log steps (where the processes of a torchrun agree on them).
 
 The growth of progressive GANs (Karras et al. 2018): which stage, which alpha. Stage 0 (4 x 4)
 trains for ``stage_steps`` steps; every later stage first fades its new block in over
