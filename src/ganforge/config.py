@@ -403,8 +403,8 @@ PRESETS: dict[str, Preset] = {
             "train.stage_steps": 400,
             "train.fade_steps": 400,
             # on the clock, as mnist-best: 10 minutes for the whole command on any machine
-            # (5,300 steps on 2026-12-03's slow one, 8,000 on a faster one); the 32 x 32 stage,
-            # faded in by step 2,800, trains to the end
+            # (5,950 to 6,400 steps on 2026-12-03 night; 8,000 took 585 s on a faster machine
+            # a day before); the 32 x 32 stage, faded in by step 2,800, trains to the end
             "train.seconds": 575.0,
             "train.steps": 1_000_000,  # a cap the clock reaches first
             "train.threads": 0,  # convolutions: both cores
