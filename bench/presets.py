@@ -59,7 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -176,6 +176,7 @@ class Job:
     n: int | None  # --n of ganforge eval; None: its default
     data: str  # data.source of the run
     mixture_1d: Mixture | None = None  # a 1-D toy's mixture, for the JSD
+    threads: int = 0  # train.threads of the run; 0: every core (what --pack reserves)
 
 
 @dataclass
@@ -214,8 +215,9 @@ def _failure(what: str, code: int, log: Path) -> str:
     return f"{what} failed (exit {code}): {lines[-1] if lines else 'no output'} (see {log})"
 
 
-def run_job(job: Job, base: Path, threads: int) -> Result:
+def run_job(job: Job, base: Path) -> Result:
     """Train and evaluate one preset and seed in ``base/PRESET/sSEED``."""
+    threads = job.threads
     folder = base / job.preset
     folder.mkdir(parents=True, exist_ok=True)
     run, result = folder / f"s{job.seed}", Result(job.preset, job.seed)
@@ -344,13 +346,27 @@ def threads_of(args: argparse.Namespace) -> int:
     return args.threads or (1 if args.jobs > 1 else 0)  # no oversubscribed cores
 
 
-def plan(args: argparse.Namespace, extra: list[str]) -> list[Job]:
-    """The runs: every preset asked for, per seed, with the real set and n of its eval."""
+def recipe_key(cfg: config.Config) -> str:
+    """The resolved config without its preset's name: two presets with one key train alike."""
+    d = cfg.to_dict()
+    d.pop("preset")
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def plan(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], dict[str, str]]:
+    """The runs: every preset asked for, per seed, with the real set and n of its eval; and
+    the presets not trained because an earlier one asked for has the same recipe (name ->
+    that preset's), whose runs they share."""
     digits, threads = mnist_real(args), threads_of(args)
     base = (*extra, *([f"train.steps={args.steps}"] if args.steps else []))
-    jobs = []
+    jobs: list[Job] = []
+    trained: dict[str, str] = {}  # recipe_key -> the first preset with it
+    same: dict[str, str] = {}
     for name in args.presets:
         cfg = config.build(name, overrides=base)
+        if (first := trained.setdefault(recipe_key(cfg), name)) != name:
+            same[name] = first
+            continue
         group = group_of(cfg)
         overrides = (*base, *([f"train.threads={threads}"] if threads else []))
         real: str | None = None
@@ -365,10 +381,13 @@ def plan(args: argparse.Namespace, extra: list[str]) -> list[Job]:
             n = 2 * args.n if on_digits else None
         elif group == "toy" and (m := mixture_of(cfg.data.source)) is not None and m.dim == 1:
             mixture = m
+        own = threads or cfg.train.threads
         for seed in args.toy_seeds if group == "toy" else args.seeds:
             seeded = (*overrides, f"train.seed={seed}")
-            jobs.append(Job(name, group, seed, seeded, real, n, cfg.data.source, mixture))
-    return jobs
+            jobs.append(
+                Job(name, group, seed, seeded, real, n, cfg.data.source, mixture, threads=own)
+            )
+    return jobs, same
 
 
 # --- aggregation and tables
@@ -405,6 +424,8 @@ def cell(s: dict[str, Any] | None, fmt: str) -> str:
 def note_of(entry: dict[str, Any]) -> str:
     runs = entry["runs"]
     notes = list(dict.fromkeys(r["note"] for r in runs if r["note"]))
+    if entry.get("same_as"):
+        notes.insert(0, f"the recipe of `{entry['same_as']}`: its runs")
     if failed := [r["error"] for r in runs if r["error"]]:
         notes.insert(0, f"{len(failed)} of {len(runs)} failed: {failed[0]}")
     wall = entry["summary"].get("wall_s")
@@ -528,7 +549,13 @@ def page(report: dict[str, Any], found: list[str] | None) -> str:
         )
         + f": {made['cpus']} CPU cores "
         f"({made['machine']}), torch {made['torch']}, Python {made['python']}, "
-        f"{made['jobs']} run(s) at once; load average {made['load_start']:.2f} at the start, "
+        + (
+            "the runs sharing the cores by each preset's own train.threads (one-thread "
+            "presets two at once, the others alone)"
+            if made.get("pack")
+            else f"{made['jobs']} run(s) at once"
+        )
+        + f"; load average {made['load_start']:.2f} at the start, "
         f"{made['load_end']:.2f} at the end. Each run: `ganforge train --preset NAME "
         "train.seed=S` (wall and CPU time of the whole training), then `ganforge eval RUN "
         f"--n N --bootstrap 1` with n = {made['n']} samples against {made['real']} (toys: "
@@ -536,8 +563,11 @@ def page(report: dict[str, Any], found: list[str] | None) -> str:
         "seeds; a figure more than 20 % worse than in docs/presets.json is a regression "
         "(`python bench/presets.py --check docs/presets.json`).",
     ]
+    if made.get("partial"):
+        head += ["", f"**Partial**: the bench stopped after {made['partial']}."]
     if made.get("note"):
         head += ["", made["note"]]
+    head += ["", provenance(report["presets"])]
     if made["steps"]:
         head += [
             "",
@@ -563,6 +593,24 @@ def page(report: dict[str, Any], found: list[str] | None) -> str:
     )
 
 
+def _source_name(src: dict[str, Any] | None) -> str:
+    if not src or src.get("src_tree") is None:
+        return "an unrecorded tree"
+    where = "changes not committed" if src["dirty"] else f"commit {src['commit'][:9]}"
+    return f"src/ tree `{src['src_tree'][:12]}` ({where})"
+
+
+def provenance(presets: dict[str, dict[str, Any]]) -> str:
+    """Which source trees the rows were trained from (``made.source`` of their bench run)."""
+    trees: dict[str, list[str]] = {}
+    for name, v in presets.items():
+        trees.setdefault(_source_name(v.get("source")), []).append(name)
+    if len(trees) == 1:
+        return f"Every row was trained from one source: {next(iter(trees))}."
+    parts = [f"{k}: {', '.join(f'`{n}`' for n in names)}" for k, names in trees.items()]
+    return f"The rows come from {len(trees)} sources: " + "; ".join(parts) + "."
+
+
 # --- main
 
 
@@ -584,6 +632,8 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
         return reports[0]
     presets: dict[str, Any] = {}
     for r in reports:
+        for entry in r["presets"].values():  # a merged report's entries keep their own
+            entry.setdefault("source", r["made"].get("source"))
         presets |= r["presets"]
     parts = [r["made"] for r in reports]
     dates = [d for p in parts for d in p["date"].split(" to ")]  # a merged report: "A to B"
@@ -610,44 +660,95 @@ def _one_line(r: Result, done: int, total: int) -> str:
     )
 
 
-def execute(jobs: list[Job], base: Path, n_jobs: int, threads: int) -> list[Result]:
+def execute(
+    jobs: list[Job], base: Path, capacity: int, pack: bool, on_result: Any = None
+) -> list[Result]:
+    """Run the jobs in order, ``capacity`` at once, or with ``pack`` as many as the cores hold
+    by each run's own threads (a one-thread preset beside another, the others alone); call
+    ``on_result(results)`` after each."""
+    cores = os.cpu_count() or 1
+    capacity = cores if pack else capacity
+
+    def need(j: Job) -> int:
+        return min(cores, j.threads or cores) if pack else 1
+
     results: list[Result] = []
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:  # each run is its own process
-        futures = {pool.submit(run_job, j, base, threads): j for j in jobs}
-        for fut in as_completed(futures):
-            try:
-                results.append(fut.result())
-            except Exception as e:  # a bug of the bench's own scoring: a row, not a stop
-                job = futures[fut]
-                results.append(Result(job.preset, job.seed, error=f"{type(e).__name__}: {e}"))
-            print(_one_line(results[-1], len(results), len(jobs)), file=sys.stderr, flush=True)
+    pending, running = list(jobs), dict[Future[Result], Job]()
+    with ThreadPoolExecutor(max_workers=max(1, cores if pack else capacity)) as pool:
+        while pending or running:  # each run is its own process
+            free = capacity - sum(need(j) for j in running.values())
+            for j in list(pending):  # first fit, in the order asked
+                if need(j) <= free:
+                    running[pool.submit(run_job, j, base)] = j
+                    pending.remove(j)
+                    free -= need(j)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = running.pop(fut)
+                try:
+                    results.append(fut.result())
+                except Exception as e:  # a bug of the bench's own scoring: a row, not a stop
+                    results.append(Result(job.preset, job.seed, error=f"{type(e).__name__}: {e}"))
+                print(_one_line(results[-1], len(results), len(jobs)), file=sys.stderr, flush=True)
+                if on_result is not None:
+                    on_result(results)
     order = {(j.preset, j.seed): i for i, j in enumerate(jobs)}
     return sorted(results, key=lambda r: order[(r.preset, r.seed)])
 
 
-def collect(jobs: list[Job], results: list[Result]) -> dict[str, Any]:
-    """Per preset (in the order asked for): what it is, its runs, and their summary."""
+def collect(
+    names: list[str], jobs: list[Job], results: list[Result], same: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Per preset (in the order asked for) that has runs: what it is, its runs and their
+    summary; a preset with another's recipe gets that one's runs and says so."""
     presets: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(j.preset for j in jobs):
+    for name in names:
+        trained = same.get(name, name)
+        runs = [r for r in results if r.preset == trained]
+        if not runs:
+            continue
         about = config.PRESETS[name].about
         presets[name] = {
-            "group": next(j.group for j in jobs if j.preset == name),
+            "group": next(j.group for j in jobs if j.preset == trained),
             "about": about,
-            "data": next(j.data for j in jobs if j.preset == name),
+            "data": next(j.data for j in jobs if j.preset == trained),
             "budget_s": budget_s(about),
-            "runs": [asdict(r) for r in results if r.preset == name],
-            "summary": summarise([r for r in results if r.preset == name]),
+            "runs": [asdict(r) for r in runs],
+            "summary": summarise(runs),
+            **({"same_as": trained} if trained != name else {}),
         }
     return presets
 
 
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def source() -> dict[str, Any]:
+    """What the runs were trained from: the commit, git's tree of src/ (``git rev-parse
+    HEAD:src`` prints it) and whether src/ had changes not committed; {} outside git."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    changed = _git("status", "--porcelain", "--", "src")
+    return {"commit": commit, "src_tree": _git("rev-parse", "HEAD:src"), "dirty": bool(changed)}
+
+
 def measure(
-    args: argparse.Namespace, extra: list[str], jobs: list[Job], argv: list[str]
+    args: argparse.Namespace,
+    extra: list[str],
+    jobs: list[Job],
+    same: dict[str, str],
+    argv: list[str],
 ) -> dict[str, Any]:
-    """Train and evaluate every job; the report that --json writes."""
-    load_start = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="ganforge-presets-") as tmp:
-        results = execute(jobs, args.out or Path(tmp), args.jobs, threads_of(args))
+    """Train and evaluate every job; the report that --json writes (after every run, with
+    ``made.partial`` until the last: an interrupted bench keeps the runs it finished)."""
     made = {
         "command": shlex.join(["python", "bench/presets.py", *argv]),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
@@ -656,14 +757,32 @@ def measure(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "jobs": args.jobs,
-        "load_start": load_start,
-        "load_end": os.getloadavg()[0],
+        "pack": args.pack,
+        "load_start": os.getloadavg()[0],
+        "load_end": None,
         "n": args.n,
         "real": mnist_real(args) or "the runs' training data",
         "steps": args.steps or None,
         "overrides": extra,
+        "source": source(),
     }
-    return {"made": made, "presets": collect(jobs, results)}
+
+    def report(results: list[Result]) -> dict[str, Any]:
+        presets = collect(args.presets, jobs, results, same)
+        for entry in presets.values():
+            entry["source"] = made["source"]
+        return {"made": made, "presets": presets}
+
+    def save(results: list[Result]) -> None:
+        if args.json:
+            partial = {"partial": f"{len(results)} of {len(jobs)} runs"}
+            text = json.dumps(report(results) | {"made": made | partial}, indent=2)
+            args.json.write_text(text + "\n", encoding="utf-8")
+
+    with tempfile.TemporaryDirectory(prefix="ganforge-presets-") as tmp:
+        results = execute(jobs, args.out or Path(tmp), args.jobs, args.pack, save)
+    made["load_end"] = os.getloadavg()[0]
+    return report(results)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -677,6 +796,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--toy-seeds", type=_ints, metavar="S,S", default="0", help="toy presets (0)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once, each a process (1)")
+    p.add_argument(
+        "--pack",
+        action="store_true",
+        help="share the cores by each preset's own train.threads: one-thread presets run "
+        "side by side, the others alone (in place of --jobs)",
+    )
     p.add_argument(
         "--threads", type=int, default=0, help="train.threads; 0: the preset's, 1 with --jobs"
     )
@@ -739,12 +864,15 @@ def main(argv: list[str] | None = None) -> int:
                 entry["about"] = config.PRESETS[name].about
                 entry["budget_s"] = budget_s(entry["about"])
     else:
+        if args.pack and args.jobs != 1:
+            print("error: --pack chooses the runs at once itself; drop --jobs", file=sys.stderr)
+            return 2
         try:
-            jobs = plan(args, extra)
+            jobs, same = plan(args, extra)
         except GanforgeError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        report = measure(args, extra, jobs, argv)
+        report = measure(args, extra, jobs, same, argv)
     print(tables(report["presets"]))
     found = check(report, args.check) if args.check is not None else None
     report["made"]["checked"] = None if args.check is None else str(args.check)
