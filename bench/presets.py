@@ -2,7 +2,7 @@
 
 Run (from the repository root):
 
-    python bench/presets.py --write-docs docs/presets.md --json docs/presets.json   # the page
+    python bench/presets.py --pack --write-docs docs/presets.md --json docs/presets.json  # the page
     python bench/presets.py --presets mnist-mlp,ring8 --seeds 0       # a part of it
     python bench/presets.py --check docs/presets.json                 # exit 1 on a regression
     python bench/presets.py --presets ring8 model.pack=1              # a change, every run
@@ -41,8 +41,17 @@ not checked: it follows the machine's load, where CPU time does not. ``--from-js
 trains nothing and takes the figures of a former ``--json`` (to check them, or to write the
 page again). ``--steps N`` sets train.steps for smoke tests only: the page then says that
 its figures are not representative. ``--jobs J`` trains J runs at once, each with
-``train.threads`` = ``--threads`` (0: the preset's own with one job, else 1). A failed run
-gets its row with the reason, and the exit status is 1.
+``train.threads`` = ``--threads`` (0: the preset's own with one job, else 1); ``--pack`` in
+its place keeps every preset's own threads and starts a run whenever the cores it takes are
+free (on 2 cores: one-thread presets side by side, the others alone), in the order asked.
+A failed run gets its row with the reason, and the exit status is 1.
+
+A preset whose resolved config is an earlier one's (``mnist-best`` is ``mnist-dcgan``,
+``points2d`` is ``ring8``) is not trained again: its row takes that preset's runs and says
+so. ``--json`` is written after every run (``made.partial`` says how many), so a bench that
+is stopped keeps what it finished. The report names what the runs were trained from: the
+commit and git's tree of src/ (``git rev-parse HEAD:src``), and the page says whether every
+row comes from one tree.
 """
 
 from __future__ import annotations
