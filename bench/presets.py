@@ -237,6 +237,9 @@ def run_job(job: Job, base: Path) -> Result:
         result.error = _failure(what, code, folder / f"s{job.seed}-train.log")
         return result
     result.figures |= {"wall_s": wall, "cpu_s": cpu}
+    log = (folder / f"s{job.seed}-train.log").read_text(encoding="utf-8", errors="replace")
+    if "scikit-image is not installed" in log:  # colorize and photo-sr: one photograph
+        result.note = "trained without scikit-image's photographs: not the preset's data"
     if job.group == "other":
         result.note = f"not scored: no feature network for data {job.data!r}"
         return result

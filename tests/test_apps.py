@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -322,6 +323,23 @@ def test_photo_sr_pairs_are_rgb_crops_and_their_average_pool():
     nets = build_nets(cfg)
     assert nets["G"](lr).shape == hr.shape  # RGB in, RGB out, x4
     assert nets["D"](torch.cat([hr, hr], 1)).shape[1] == 1  # D judges (input, image) pairs
+
+
+def test_training_on_scikit_learn_photographs_alone_says_so(monkeypatch):
+    from ganforge.data import pairs
+
+    sklearn_only = {"china.jpg": np.zeros((4, 5, 3), np.uint8)}
+    sklearn_only["flower.jpg"] = sklearn_only["china.jpg"]
+    monkeypatch.setattr(pairs, "_sklearn_photos", lambda: sklearn_only)
+    monkeypatch.setattr(pairs, "_skimage_photos", lambda include_test: {})
+    with pytest.warns(UserWarning, match=r"china\.jpg alone: scikit-image is not installed"):
+        assert list(pairs.shipped_photos(test=False)) == ["china.jpg"]
+    astronaut = {"astronaut": np.zeros((4, 5, 3), np.uint8)}
+    monkeypatch.setattr(pairs, "_skimage_photos", lambda include_test: astronaut)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # with scikit-image's photographs: no warning
+        assert list(pairs.shipped_photos(test=False)) == ["china.jpg", "astronaut"]
+        assert list(pairs.shipped_photos(test=True)) == ["flower.jpg"]
 
 
 @pytest.mark.slow  # a run, its evaluation on the two test photographs at full size

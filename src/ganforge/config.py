@@ -311,22 +311,22 @@ _IMAGE_BEST: dict[str, Any] = {**_DCGAN_RECIPE, "model.width": 24, "optim.lr_d":
 
 PRESETS: dict[str, Preset] = {
     "mnist-mlp": Preset(
-        "the course's MLP GAN on the bundled 5k MNIST images (default; ~6 min on 2 cores; FID 38 "
-        "to 52, 3 seeds)",
+        "the course's MLP GAN on the bundled 5k MNIST images (default; ~3 min on 2 cores; FID 38 "
+        "to 52, 2 benches of 3 seeds)",
         {},
     ),
     "mnist-best": Preset(
         "the best MNIST G ganforge trains in 5 minutes: mnist-dcgan, the convolutional nets "
         "with RpGAN + R1 + R2, Adam beta1 0 and G's moving average, on the clock for 285 s (~5 "
         "min on 2 cores, train.seconds; FID 9.8 to 12.1, 4.3 to 7.0x lower than the course's "
-        "loop at equal time, recall 0.86 to 0.88, 3 benches of 3 seeds; docs/evaluation.md)",
+        "loop at equal time, recall 0.86 to 0.88, 4 benches of 3 seeds; docs/evaluation.md)",
         _IMAGE_BEST,
     ),
     "stacked-best": Preset(
-        "Stacked MNIST (1,000 modes) in 10 minutes on 2 cores: the course's MLP with RpGAN + R1 "
-        "+ R2, Adam beta1 0, G's moving average and minibatch stddev in D, on the clock for 585 "
-        "s (~10 min on one core; 1,000 of 1,000 modes, KL 0.062 to 0.079 to uniform, 3 seeds; "
-        "docs/evaluation.md)",
+        "Stacked MNIST (1,000 modes) in 10 minutes on one core: the course's MLP with RpGAN + "
+        "R1 + R2, Adam beta1 0, G's moving average and minibatch stddev in D, on the clock for "
+        "585 s (~10 min on one core; 1,000 of 1,000 modes in 26,000 samples, KL 0.062 to 0.079 "
+        "to uniform, 3 seeds; 972 to 987 in 5,000, 2 benches; docs/evaluation.md)",
         # the former recipe (_MLP_FAST, 7,500 steps): KL 0.17 to uniform; RpGAN: 0.066 (seed 0)
         {**_MLP_RPGAN, "data.source": "stacked-mnist", "train.seconds": 585.0},
     ),
@@ -334,14 +334,14 @@ PRESETS: dict[str, Preset] = {
         "DCGAN-style convolutional G and D on the bundled 5k MNIST images, 28 x 28, width 24, "
         "a hidden layer in D, G's rate 4x D's, RpGAN + R1 + R2, Adam beta1 0, G's moving "
         "average, on the clock for 285 s (~5 min on 2 cores; FID 9.8 to 12.1, 4.3 to 7.0x "
-        "lower than the course's loop at equal time, recall 0.86 to 0.88, 3 benches of 3 seeds; "
+        "lower than the course's loop at equal time, recall 0.86 to 0.88, 4 benches of 3 seeds; "
         "docs/evaluation.md)",
         _IMAGE_BEST,
     ),
     "mnist-cgan": Preset(
         "conditional MLP GAN (label embedding joined to z, projection D with spectral norm, "
-        "EMA of G) on the bundled 5k MNIST images (~8.5 min on one core; FID 15 to 17, the asked "
-        "digit in 97 % of samples, 3 seeds)",
+        "EMA of G) on the bundled 5k MNIST images (~4 min on 2 cores; FID 14 to 18, the asked "
+        "digit in 96 to 98 % of samples, 2 benches of 3 seeds)",
         {
             # measured (docs/conditional.md): with concat and no EMA the samples obey the
             # label 88 % of the time and barely vary within a class (recall ~0.01); each
@@ -357,8 +357,8 @@ PRESETS: dict[str, Preset] = {
     "mnist-dcgan-cond": Preset(
         "conditional DCGAN: mnist-dcgan's recipe at width 32 (D's rate 2.5e-4) with a "
         "projection discriminator, on the bundled 5k MNIST (~5 min on 2 cores, on the clock; "
-        "FID 11 to 12.4, the asked digit in 98 % of samples, every class's recall above 0.76, "
-        "3 seeds; docs/conditional.md)",
+        "FID 10.0 to 12.4, the asked digit in 98 % of samples, every class's recall 0.73 or "
+        "more, 2 benches of 3 seeds; docs/conditional.md)",
         {
             # mnist-dcgan's hidden layer, dropout and rates (docs/conditional.md, 3 seeds): FID
             # 34 -> 14, the lowest class's recall 0.32 -> 0.68, label accuracy 0.965 -> 0.98;
@@ -372,7 +372,7 @@ PRESETS: dict[str, Preset] = {
     "mnist-progressive": Preset(
         "progressive growing 4 -> 8 -> 16 -> 32 on the bundled 5k MNIST padded to 32 x 32, "
         "both rates 5e-3, on the clock for 575 s (~10 min on 2 cores; digits of every class, "
-        "FID 12.0 to 14.3, recall 0.77 to 0.80, 3 seeds; docs/conditional.md)",
+        "FID 10.3 to 14.3, recall 0.77 to 0.80, 2 benches of 3 seeds; docs/conditional.md)",
         {
             "model.arch": "progressive",
             "model.width": 8,
@@ -432,24 +432,24 @@ PRESETS: dict[str, Preset] = {
     ),
     "points2d": Preset(
         "any 2-D points or mixture (--data, default ring8): packing D, EMA, standardised data, "
-        "samples filtered by rejection with a D fitted on the final G (~2 min on 2 cores; every "
+        "samples filtered by rejection with a D fitted on the final G (~3 min on 2 cores; every "
         "mode of two unseen mixtures at 98.4 to 99.1 % high quality, 5 seeds, docs/toy.md)",
         _POINTS2D,
     ),
     "ring8": Preset(
-        "points2d on 8 Gaussians on a circle (~2 min on 2 cores; 8 / 8 modes, 98.2 % high "
+        "points2d on 8 Gaussians on a circle (~3 min on 2 cores; 8 / 8 modes, 98.2 % high "
         "quality, 5 seeds)",
         _POINTS2D,
     ),
     "grid25": Preset(
-        "points2d on 25 Gaussians on a 5 x 5 grid (~2 min on 2 cores; 25 / 25 modes, 97.7 % "
+        "points2d on 25 Gaussians on a 5 x 5 grid (~3 min on 2 cores; 25 / 25 modes, 97.7 % "
         "high quality, KL 0.009, 5 seeds)",
         {**_POINTS2D, "data.source": "grid25"},
     ),
     "mnist-sr": Preset(
         "super-resolution x4 (7 x 7 average pool -> 28 x 28): residual G with pixel shuffle, "
-        "PatchGAN D, L1 + adversarial, on the bundled 5k MNIST (~4.5 min on one core; FID 6.1 "
-        "to 6.5, 3x the real floor, 5.7 dB above bicubic, 2 seeds)",
+        "PatchGAN D, L1 + adversarial, on the bundled 5k MNIST (~3 min on one core; FID 6.1 "
+        "to 6.5, 3x the real floor, 5.7 to 5.8 dB above bicubic, 3 seeds)",
         {
             **_APP,
             "app.task": "sr",
@@ -469,7 +469,8 @@ PRESETS: dict[str, Preset] = {
     "photo-sr": Preset(
         "super-resolution x4 of colour photographs (patches of those scikit-learn and "
         "scikit-image ship, or --data FOLDER): mnist-sr's nets in RGB, L1 + 0.1 x adversarial "
-        "(~4 min on one core; 0.5 dB above bicubic on the test photographs, one seed)",
+        "(~2.5 min on one core; 0.4 to 0.7 dB above bicubic on the test photographs, 3 seeds, "
+        "with scikit-image's photographs: pip install 'ganforge[photos]')",
         {
             **_APP,
             "app.task": "sr",
@@ -488,8 +489,9 @@ PRESETS: dict[str, Preset] = {
     ),
     "colorize": Preset(
         "colourisation L -> ab (pix2pix: U-Net G, PatchGAN D, L1 x 100) on patches of the "
-        "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~3.5 min on one core; "
-        "0.9 to 1.1 dB above grey, 79 to 88 % of the truth's colourfulness, 2 seeds)",
+        "photographs scikit-learn (and scikit-image) ship, or --data FOLDER (~2.5 min on one core; "
+        "0.9 to 1.4 dB above grey, 68 to 88 % of the truth's colourfulness, 3 seeds, with "
+        "scikit-image's photographs: pip install 'ganforge[photos]')",
         {
             **_APP,
             "app.task": "colorize",
@@ -503,8 +505,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "mnist-thicken": Preset(
         "style transfer thin <-> thick digits, unpaired (CycleGAN: two ResNet G, two PatchGAN "
-        "D, LSGAN, cycle 2.5, identity 0.5 x cycle, pool of 50) on the bundled 5k MNIST (~3 min "
-        "on one core; A -> B 18.9 to 19.0 dB against the true dilation, 2 seeds)",
+        "D, LSGAN, cycle 2.5, identity 0.5 x cycle, pool of 50) on the bundled 5k MNIST (~2 min "
+        "on one core; A -> B 18.9 to 19.3 dB against the true dilation, 3 seeds)",
         {
             **_APP,
             "app.task": "thicken",

@@ -9,6 +9,7 @@ never trained on.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,13 @@ def shipped_photos(test: bool) -> dict[str, Tensor]:
         raise DataError(
             "no colour photographs found: colorize trains on those scikit-learn ships "
             "(pip install scikit-learn) or on a folder given with --data"
+        )
+    if not test and not any(k in found for k in SKIMAGE_TRAIN):
+        warnings.warn(
+            f"training on {', '.join(chosen)} alone: scikit-image is not installed; "
+            "pip install 'ganforge[photos]' adds its 4 colour photographs (and coffee to the "
+            "test set): the data the preset's figures were measured on",
+            stacklevel=2,
         )
     return {k: _as_float(v) for k, v in chosen.items()}
 
