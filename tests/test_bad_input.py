@@ -270,6 +270,20 @@ CASES = [
     ([*TD, "arch=dcgan", "image_size=30"], 2, "the dcgan model makes images of size"),
     ([*T, "--data", "{data}/inf.npy", "arch=dcgan"], 1, "{data}/inf.npy: the data contains"),
     ([*TD, "batch_size=1"], 2, "train.batch_size=1 cannot train the BatchNorm layers of G"),
+    ([*T, "stage_batch=16,0"], 2, "train.stage_batch: must be positive sizes, got (16, 0)"),
+    (
+        [*TD, "stage_batch=4,4"],
+        2,
+        "train.stage_batch sets the batch of each stage of model.arch=progressive; "
+        "model.arch=mlp has one: set train.batch_size",
+    ),
+    (
+        [*TD, "arch=progressive", "stage_batch=8,4,2"],
+        2,
+        "train.stage_batch gives 3 batch size(s); model.arch=progressive at 8 x 8 has 2 "
+        "stages (4, 8): give one per stage",
+    ),
+    ([*TD, "arch=progressive", "stage_batch=8,65"], 2, "train.stage_batch=65 exceeds the 64"),
     (
         [*T, "--data", "{data}/points.npy", *RUN_ARGS, "arch=dcgan", "g_out=linear"],
         2,

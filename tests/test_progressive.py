@@ -306,16 +306,18 @@ PG = [
 
 
 @pytest.mark.slow  # two runs and a resume across a stage (about 6 s)
-def test_progressive_run_resumes_exactly_across_a_stage_boundary(cli, tmp_path):
+@pytest.mark.parametrize("batches", [[], ["train.stage_batch=8,4,6,2"]])
+def test_progressive_run_resumes_exactly_across_a_stage_boundary(cli, tmp_path, batches):
     """Stop inside stage 1's fade, resume to the end of stage 2's: the weights and metrics of
-    a run that never stopped, and one sample grid per finished stage."""
+    a run that never stopped, and one sample grid per finished stage; with a batch size per
+    stage too."""
     import json
 
     from safetensors.torch import load_file
 
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    assert cli("train", "--out", whole, "--steps", "10", "--quiet", *PG)[0] == 0
-    assert cli("train", "--out", parts, "--steps", "4", "--quiet", *PG)[0] == 0
+    assert cli("train", "--out", whole, "--steps", "10", "--quiet", *PG, *batches)[0] == 0
+    assert cli("train", "--out", parts, "--steps", "4", "--quiet", *PG, *batches)[0] == 0
     assert cli("train", "--resume", parts, "--steps", "10", "--quiet")[0] == 0
     ckpt = "checkpoints/step-000010.safetensors"
     a, b = load_file(whole / ckpt), load_file(parts / ckpt)
@@ -396,6 +398,42 @@ def test_training_fades_the_reals_with_the_nets(cli, tmp_path, monkeypatch):
             blend = F.interpolate(torch.lerp(coarse, fine, alpha), scale_factor=32.0 / r)
             torch.testing.assert_close(out, blend)
             assert not torch.equal(out, x)
+
+
+def test_each_stage_trains_on_its_own_batch_size(cli, tmp_path, monkeypatch):
+    """train.stage_batch=16,4,6,2: stages end at steps 3, 8 and 13, so steps 1..17 take
+    3 batches of 16, 5 of 4, 5 of 6 and 4 of 2 (real and fake alike), drawn in one shuffled
+    order (the sampler's position after them)."""
+    from ganforge import checkpoint
+    from ganforge.train.step import GANStep
+
+    seen, real_call = [], GANStep.__call__
+
+    def call(self, reals, *args, **kwargs):
+        seen.append((int(self.G.stage), len(reals[0])))
+        return real_call(self, reals, *args, **kwargs)
+
+    monkeypatch.setattr(GANStep, "__call__", call)
+    run = tmp_path / "run"
+    args = ("train", "--out", run, "--steps", "17", "--quiet", *PG, "train.stage_batch=16,4,6,2")
+    assert cli(*args)[0] == 0
+    assert seen == [(0, 16)] * 3 + [(1, 4)] * 5 + [(2, 6)] * 5 + [(3, 2)] * 4
+    _, meta = checkpoint.read(run / "checkpoints" / "step-000017.safetensors")
+    drawn = 48 + 20 + 30 + 8  # 106 of 64 samples: the second epoch's first 42
+    assert meta["states"]["sampler"]["pos"] == drawn - 64
+
+
+def test_throughput_counts_the_samples_of_each_step(monkeypatch):
+    """img_per_s: the samples of the interval's steps (16 + 16 + 4) over its seconds (2)."""
+    from ganforge.train import loop
+
+    clock = iter([10.0, 12.0])
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: next(clock))
+    meter = loop._Meter()
+    stats = {k: torch.tensor(1.0) for k in loop.STATS}
+    for samples in (16, 16, 4):
+        meter.add(stats, samples)
+    assert meter.row(3, stats)["img_per_s"] == 18.0
 
 
 def test_a_run_on_the_clock_that_ends_before_the_last_resolution_says_so(cli, tmp_path):

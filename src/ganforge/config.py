@@ -104,6 +104,7 @@ class TrainConfig:
     aux_weight: float = 1.0  # model.cond=acgan: weight of the auxiliary classifier's loss
     stage_steps: int = 1000  # model.arch=progressive: steps at each resolution, fully faded in
     fade_steps: int = 1000  # model.arch=progressive: steps fading each new resolution in
+    stage_batch: tuple[int, ...] = ()  # model.arch=progressive: batch per stage, 4 x 4 first
     eval_every: int = 0  # steps between FIDs logged to metrics.jsonl (best kept); 0: never
     eval_n: int = 1000  # samples behind each eval_every FID
     on_nonfinite: str = "stop"  # on a NaN/inf loss or weight: "stop", or "rollback" and retry
@@ -604,6 +605,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "train.aux_weight": _NON_NEGATIVE,
     "train.stage_steps": _POSITIVE,
     "train.fade_steps": _NON_NEGATIVE,
+    "train.stage_batch": (lambda v: all(b > 0 for b in v), "positive sizes"),
     "train.max_rollbacks": _NON_NEGATIVE,
     "stab.gp": _NON_NEGATIVE,
     "stab.r1": _NON_NEGATIVE,

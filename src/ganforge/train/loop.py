@@ -36,7 +36,7 @@ from ganforge.evaluation import FidProbe
 from ganforge.losses import LOSSES
 from ganforge.nets.conditional import sampling_labels
 from ganforge.nets.layers import standardise
-from ganforge.nets.progressive import START, fade_reals
+from ganforge.nets.progressive import START, fade_reals, n_stages
 from ganforge.plots import loss_plot, samples_png
 from ganforge.runs import RunFolder, default_out
 from ganforge.train import calibrate, distributed
@@ -51,6 +51,7 @@ from ganforge.train.schedule import (
     lr_factor,
     lr_factor_on_clock,
     resume_note,
+    stage_at,
 )
 from ganforge.train.step import GRADS, STATS, GANStep, make_switches
 
@@ -253,12 +254,12 @@ class Trainer:
             torch.set_num_threads(threads)
         # before the folder exists: bad data leaves nothing behind (rank 0 first: one download)
         self.data = distributed.main_first(lambda: from_config(cfg.data), d)
-        global_batch = t.batch_size * d.world  # each rank takes its slice of every batch
-        if global_batch > len(self.data):
+        check_stage_batch(cfg, self.data.sample_shape)
+        sizes = t.stage_batch or (t.batch_size,)  # per rank: each rank takes its slice
+        key = "train.stage_batch" if t.stage_batch else "train.batch_size"
+        if max(sizes) * d.world > len(self.data):
             ranks = f" x {d.world} ranks" if d.enabled else ""
-            raise ConfigError(
-                f"train.batch_size={t.batch_size}{ranks} exceeds the {len(self.data)} samples"
-            )
+            raise ConfigError(f"{key}={max(sizes)}{ranks} exceeds the {len(self.data)} samples")
         if self.data.kind == "points" and cfg.model.g_out == "tanh" and self.data.x.abs().max() > 1:
             raise ConfigError(
                 "the points lie outside [-1, 1], which tanh cannot reach: set model.g_out=linear"
@@ -275,28 +276,27 @@ class Trainer:
                 f"train.filter_nets={t.filter_nets} averages fitted filter D's: it needs "
                 "train.filter_steps > 0"
             )
-        if t.batch_size % cfg.model.pack:  # each process packs its own slice of the batch
+        if bad := [b for b in sizes if b % cfg.model.pack]:  # each process packs its own slice
             raise ConfigError(
-                f"model.pack={cfg.model.pack} needs train.batch_size divisible by it, "
-                f"got {t.batch_size}"
+                f"model.pack={cfg.model.pack} needs {key} divisible by it, got {bad[0]}"
             )
         seed_everything(t.seed)
         self.gan, note = assemble(cfg, self.data.sample_shape, self.device, d)
         if note and not self.quiet:
             print(f"ganforge: {note}", file=sys.stderr)
         g, dis = devices.unwrap(self.gan.G), devices.unwrap(self.gan.D)
-        _check_batchnorm(t.batch_size, {"G": g, "D": dis})  # per process
+        _check_batchnorm(min(sizes), key, {"G": g, "D": dis})  # per process
         # plain modules: checkpoints and samples (G_ema, historical means: when switched on)
         self.modules = {"G": g, "D": dis, **self.gan.switches.modules()}
         if cfg.model.standardize:  # weights saved by a resumed run's checkpoint replace these
             standardise(self.modules.values(), self.data.x)
         self.optimizers = {"opt_g": self.gan.opt_g, "opt_d": self.gan.opt_d}
-        self.sampler = BatchSampler(len(self.data), global_batch, t.seed)
+        self.sampler = BatchSampler(len(self.data), self.batch_at(1), t.seed)
         nhwc = t.channels_last and devices.is_convolutional(dis)  # the layout D reads
         self.batches = devices.DeviceBatches(self.data, self.device, nhwc)
         self.z_fixed = fixed_noise(cfg, self.device)
         self.y_fixed = sampling_labels(self.modules["G"], t.n_samples)  # a row per class
-        self.meter = _Meter(global_batch * t.d_steps)
+        self.meter = _Meter()
         self.watch = Watch(
             cfg.diagnose,
             real_reference(self.data, t.n_samples, t.seed),
@@ -449,8 +449,10 @@ class Trainer:
         self.restore()  # sets self.step to the checkpoint's, the guard's count to its own
         self.guard.rollbacks = r.count
         t = self.cfg.train
-        for _ in range((r.problem.step - r.to_step) * t.d_steps):  # the batches of steps to+1..bad
-            self.sampler.next()
+        for step in range(r.to_step + 1, r.problem.step + 1):  # the batches of steps to+1..bad
+            self.sampler.batch_size = self.batch_at(step)
+            for _ in range(t.d_steps):
+                self.sampler.next()
         torch.manual_seed(reseed(t.seed, r.count, r.problem.step))
         self.meter.start()
         if self.dist.is_main:
@@ -489,6 +491,7 @@ class Trainer:
                     final = step == t.steps or spent
                     eval_now = t.eval_every > 0 and step % t.eval_every == 0
                     log_now = step % t.log_every == 0 or final or eval_now
+                    self.sampler.batch_size = self.batch_at(step)  # train.stage_batch
                     idx = [
                         distributed.shard(self.sampler.next(), self.dist) for _ in range(t.d_steps)
                     ]
@@ -543,7 +546,7 @@ class Trainer:
                         snapshots.save(
                             self.run.path, step, g_pre, self.modules["G"], self.modules["D"]
                         )
-                    meter.add(stats)
+                    meter.add(stats, self.sampler.batch_size * t.d_steps)
                     row = None
                     fakes = self.save_samples() if sample_now and verdict is None else None
                     if log_now or verdict is not None:  # a stop logs what it saw, then stops
@@ -617,6 +620,15 @@ class Trainer:
         if stage == net.stages - 1 and float(net.alpha) >= 1:
             self.save_samples(self.run.stage_sample_path(stage, START * 2**stage))
 
+    def batch_at(self, step: int) -> int:
+        """The batch of ``step`` over all ranks: ``train.batch_size``, or with
+        ``train.stage_batch`` the size of the step's stage."""
+        t = self.cfg.train
+        if not t.stage_batch:
+            return t.batch_size * self.dist.world
+        stage, _ = stage_at(step - 1, len(t.stage_batch), t.stage_steps, t.fade_steps)
+        return t.stage_batch[stage] * self.dist.world
+
     def grow(self, step: int) -> Growth:
         """Before ``step``: every progressive net's stage and alpha; when the step before it
         ended a stage, that stage's last samples are kept as ``samples/stage-S-RxR.png``.
@@ -636,8 +648,7 @@ class _Meter:
 
     MEANS = STATS
 
-    def __init__(self, samples_per_step: int) -> None:
-        self.samples_per_step = samples_per_step
+    def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
         self.elapsed = 0.0  # training seconds before this process (a resumed run's past)
@@ -645,7 +656,7 @@ class _Meter:
 
     def start(self) -> None:
         self.t0 = self.clock = time.perf_counter()
-        self.timed = 0  # steps since ``clock``
+        self.timed = 0  # samples since ``clock``
 
     def state_dict(self) -> dict[str, Any]:
         """The interval's sums and count (a resumed interval averages like the uninterrupted
@@ -660,14 +671,15 @@ class _Meter:
         self.sums = {k[5:]: v for k, v in state.items() if k.startswith("sums.")}
         self.count, self.elapsed = int(state["count"]), float(state["elapsed"])
 
-    def add(self, stats: dict[str, torch.Tensor]) -> None:
+    def add(self, stats: dict[str, torch.Tensor], samples: int) -> None:
         """Add every term and measurement of a step but the gradient norms (measured on log
-        steps only): the four of the course first, then the terms switched on."""
+        steps only): the four of the course first, then the terms switched on; and the
+        step's ``samples`` (real ones, over all ranks and D steps) to the throughput."""
         keys = [*self.MEANS, *(k for k in stats if k not in self.MEANS and k not in GRADS)]
         for k in keys:
             self.sums[k] = self.sums[k] + stats[k] if k in self.sums else stats[k]
         self.count += 1
-        self.timed += 1
+        self.timed += samples
 
     def row(self, step: int, stats: dict[str, torch.Tensor]) -> dict[str, Any]:
         """The metrics.jsonl line: interval means, this step's gradient norms, throughput."""
@@ -676,7 +688,7 @@ class _Meter:
         sums = distributed.mean_across(self.sums, distributed.current())  # over ranks
         row |= {k: v.item() / self.count for k, v in sums.items()}
         row |= {k: stats[k].item() for k in GRADS if k in stats}
-        row["img_per_s"] = self.timed * self.samples_per_step / (now - self.clock)
+        row["img_per_s"] = self.timed / (now - self.clock)
         row["elapsed_s"] = self.elapsed + now - self.t0
         self.sums, self.count, self.timed, self.clock = {}, 0, 0, now
         return row
@@ -724,15 +736,35 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _check_batchnorm(batch_size: int, modules: dict[str, torch.nn.Module]) -> None:
+def _check_batchnorm(batch_size: int, key: str, modules: dict[str, torch.nn.Module]) -> None:
     """BatchNorm in training mode normalises by the batch's variance: one sample has none."""
     for name, m in modules.items():
         bn = torch.nn.modules.batchnorm._BatchNorm
         if batch_size < 2 and any(isinstance(layer, bn) for layer in m.modules()):
             raise ConfigError(
-                f"train.batch_size={batch_size} cannot train the BatchNorm layers of {name}, "
+                f"{key}={batch_size} cannot train the BatchNorm layers of {name}, "
                 "which need 2 samples or more per batch"
             )
+
+
+def check_stage_batch(cfg: Config, shape: tuple[int, ...]) -> None:
+    """``train.stage_batch``: a batch size per stage of a progressive net on images of
+    ``shape``, one per stage."""
+    sizes = cfg.train.stage_batch
+    if not sizes:
+        return
+    if cfg.model.arch != "progressive":
+        raise ConfigError(
+            "train.stage_batch sets the batch of each stage of model.arch=progressive; "
+            f"model.arch={cfg.model.arch} has one: set train.batch_size"
+        )
+    stages = n_stages(shape[-1])  # a size progressive growing cannot make: its own error
+    if len(sizes) != stages:
+        res = ", ".join(str(START * 2**s) for s in range(stages))
+        raise ConfigError(
+            f"train.stage_batch gives {len(sizes)} batch size(s); model.arch=progressive at "
+            f"{shape[-1]} x {shape[-1]} has {stages} stages ({res}): give one per stage"
+        )
 
 
 def write_loss_plot(run: RunFolder, cfg: Config) -> None:
