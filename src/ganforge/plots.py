@@ -91,7 +91,8 @@ def loss_plot(
     fig = figure((7, 4))
     ax = fig.add_subplot()
     for label, ys in series.items():
-        ax.plot(steps, ys, label=label, linewidth=1.2)
+        # a short run logs few points: a marker on each, or a lone one would not show
+        ax.plot(steps, ys, label=label, linewidth=1.2, marker="o" if len(steps) < 20 else None)
     ax.set_xlabel("step (generator updates)")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -780,7 +780,8 @@ def write_loss_plot(run: RunFolder, cfg: Config) -> None:
         steps,
         series,
         run.path / "loss.png",
-        f"{cfg.preset}: {cfg.train.loss} loss, batch {cfg.train.batch_size}",
+        f"{cfg.preset}: {cfg.train.loss} loss, batch "
+        + ("/".join(map(str, cfg.train.stage_batch)) or str(cfg.train.batch_size)),
     )
 
 
