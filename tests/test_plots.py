@@ -33,3 +33,19 @@ def test_samples_png_sizes(tmp_path):
 def test_loss_plot_writes_a_png(tmp_path):
     loss_plot([1, 2, 3], {"L_D": [1.0, 0.5, 0.7], "L_G": [2.0, 1.0, 0.9]}, tmp_path / "l.png", "t")
     assert Image.open(tmp_path / "l.png").format == "PNG"
+
+
+def test_loss_plot_marks_the_points_of_a_short_run(tmp_path, monkeypatch):
+    """Under 20 logged points each carries a marker (a lone point has no line to show it);
+    from 20 on, lines alone."""
+    from ganforge import plots
+
+    figures = []
+    real = plots.png_bytes
+    monkeypatch.setattr(plots, "png_bytes", lambda fig: figures.append(fig) or real(fig))
+    loss_plot([5], {"L_D": [1.3], "L_G": [0.7]}, tmp_path / "one.png", "t")
+    steps = list(range(20))
+    loss_plot(steps, {"L_D": [1.0] * 20}, tmp_path / "many.png", "t")
+    short, long = (f.axes[0].lines for f in figures)
+    assert [line.get_marker() for line in short] == ["o", "o"]
+    assert [line.get_marker() for line in long] == ["None"]

@@ -288,6 +288,37 @@ def test_rollback_skips_the_bad_batches_and_draws_new_noise(tiny, cli, tmp_path,
     assert meta["states"]["guard"] == {"rollbacks": 1}
 
 
+def test_rollback_skips_the_batches_at_their_own_stage_sizes(cli, tmp_path, fault):
+    """train.stage_batch=8,4,6,2 (stages end at steps 3, 8 and 13). The NaN put before step 7
+    lands in D's first parameter, its 32 x 32 input layer, unused until stage 3: the losses
+    stay finite and the weight check before step 10's checkpoint finds it. Rolled back to
+    step 5, the run skips the batches of steps 6-10 at their own sizes (4, 4, 4, 6, 6: 24
+    samples, where step 10's size for each would be 30); the retried steps 6-12 draw 4, 4,
+    4, 6, 6, 6, 6."""
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).integers(0, 256, (256, 32, 32), dtype=np.uint8))
+    args = [
+        *("--data", data, "data.limit=0", "model.arch=progressive", "model.width=4"),
+        *("model.latent_dim=8", "train.stage_steps=3", "train.fade_steps=2"),
+        *("train.log_every=5", "train.ckpt_every=5", "train.sample_every=100"),
+        *("train.n_samples=4", "train.threads=1", "train.stage_batch=8,4,6,2"),
+    ]
+    fault["at"] = {7}
+    run = tmp_path / "run"
+    with pytest.warns(
+        UserWarning, match=r"^step 10: non-finite weights in D\..*rolled back to step 5"
+    ):
+        code, _, err = cli(
+            "train", "--out", run, "--steps", "12", "--quiet", *args, "on_nonfinite=rollback"
+        )
+    assert code == 0, err
+    sizes = [len(batch) for batch, _ in fault["seen"]]
+    assert sizes == [8, 8, 8, 4, 4, 4, 4, 4, 6, 6, 4, 4, 4, 6, 6, 6, 6]  # steps 1-10, then 6-12
+    meta = checkpoint.read(run / "checkpoints" / "step-000012.safetensors")[1]
+    # steps 1-5 (3 x 8 + 2 x 4), skipped 6-10 (3 x 4 + 2 x 6), retried 6-12 (3 x 4 + 4 x 6)
+    assert meta["states"]["sampler"] == {"pos": 32 + 24 + 36, "epoch": 0}
+
+
 def test_rollback_is_capped(tiny, cli, tmp_path, fault):
     fault["from"] = 7  # every step from the 7th call on fails
     run = tmp_path / "run"
